@@ -1,0 +1,51 @@
+# descgen: the two commands of the README are `make demo` and `make test`.
+# Each one creates or updates its own virtual environment first (idempotent; a
+# no-op the second time unless settings.ini or setup.py changed).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# On CPU machines pin the CPU wheel of torch; on a GPU machine override it, e.g.
+#   make test TORCH_SPEC='torch==2.13.0' PIP_EXTRA='--index-url ...'
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.descgen-installed
+# No hub at run time unless the caller says otherwise (a hub lookup without
+# network retries for ~47 s before failing).
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export MPLBACKEND ?= Agg
+# Caches (prepared datasets, base models) for the demo live in the repository.
+export DESCGEN_CACHE ?= $(CURDIR)/data/cache
+
+.PHONY: venv demo test bench export clean-check nbtest pytest
+
+$(STAMP): settings.ini setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)" $(PIP_EXTRA)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]" $(PIP_EXTRA) \
+	  -c <(echo "$(TORCH_SPEC)")
+	@touch $@
+
+venv: $(STAMP)
+
+## The main job on the embedded default (synthetic catalog).
+demo: $(STAMP)
+	$(BIN)/descgen prepare --dataset synthetic --out reports/demo/data
+
+## Every notebook (tiny sizes) under nbdev_test, then pytest; fails if nbdev_export
+## or nbdev_clean would change a tracked file.
+test: $(STAMP) clean-check nbtest pytest
+
+clean-check: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/check_sync.sh
+	$(BIN)/python scripts/sync_readme.py --check
+
+nbtest: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q -rs tests
+
+export: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python scripts/sync_readme.py
