@@ -17,6 +17,8 @@ export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND ?= Agg
 # Caches (prepared datasets, base models) for the demo live in the repository.
 export DESCGEN_CACHE ?= $(CURDIR)/data/cache
+# The venv's console scripts (descgen, nbdev_*, papermill) come first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: venv demo test bench export clean-check nbtest pytest
 
@@ -38,7 +40,7 @@ demo: $(STAMP)
 test: $(STAMP) clean-check nbtest pytest
 
 clean-check: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/check_sync.sh
+	bash scripts/check_sync.sh
 	$(BIN)/python scripts/sync_readme.py --check
 
 nbtest: $(STAMP)
