@@ -1,0 +1,95 @@
+"""The sweep runner on a tiny fixture notebook (no torch): a 2-run sweep, a failing run, --jobs 2,
+a sweep killed with SIGKILL and restarted, dry-run and config errors."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+from descgen.cli import main
+from descgen.sweep import expand_runs, load_config, RESULTS, FAILURE, NOTEBOOK, RUNREC
+
+FIX = Path(__file__).parent/'fixtures'/'sweep_nb.ipynb'
+
+def write_cfg(tmp_path, runs, seeds=(0,), name='cfg.yaml', **extra):
+    import yaml
+    cfg = {'notebook': str(FIX), 'runs': runs, 'seeds': list(seeds), **extra}
+    p = tmp_path/name; p.write_text(yaml.safe_dump(cfg)); return p
+
+def results(out):
+    return {p.parent.name: json.loads(p.read_text()) for p in (Path(out)/'runs').glob(f'*/{RESULTS}')}
+
+def test_two_runs(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, [{'x': 1}, {'x': 2}])
+    out = tmp_path/'out'
+    assert main(['sweep', str(cfg), '--out', str(out), '--no-report', '--no-progress']) == 0
+    ids = {r['id'] for r in expand_runs(load_config(cfg))}
+    res = results(out)
+    assert set(res) == ids
+    assert sorted(r['metrics']['score'] for r in res.values()) == [10.0, 20.0]
+    for rid in ids:  # executed notebook kept, with the injected parameters
+        nb = (out/'runs'/rid/NOTEBOOK).read_text()
+        assert 'injected-parameters' in nb and str(out/'runs'/rid) in nb
+    summ = json.loads((out/'summary.json').read_text())
+    assert (summ['done'], summ['failed'], summ['total']) == (2, 0, 2)
+    assert summ['overhead_s_median'] is not None and summ['overhead_s_median'] > 0
+    assert '2/2 runs done' in capsys.readouterr().out
+
+def test_failure_is_isolated(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, [{'x': 1}, {'x': 2, 'fail': True, 'label': 'broken'}, {'x': 3}])
+    out = tmp_path/'out'
+    assert main(['sweep', str(cfg), '--out', str(out), '--no-report', '--no-progress']) == 1
+    runs = {r['params']['x']: r['id'] for r in expand_runs(load_config(cfg))}
+    assert set(results(out)) == {runs[1], runs[3]}
+    fail = json.loads((out/'runs'/runs[2]/FAILURE).read_text())
+    assert fail['status'] == 'failed' and fail['error'] == 'ValueError' and 'deliberate failure for x=2' in fail['message']
+    assert 'An Exception was encountered' in (out/'runs'/runs[2]/NOTEBOOK).read_text()
+    o = capsys.readouterr().out
+    assert 'FAILED' in o and runs[2] in o and 'broken seed=0' in o
+    # started again: the finished runs are kept, the failed one is retried (and fails again)
+    before = {k: v['written'] for k, v in results(out).items()}
+    assert main(['sweep', str(cfg), '--out', str(out), '--no-report', '--no-progress']) == 1
+    assert {k: v['written'] for k, v in results(out).items()} == before
+    assert json.loads((out/'summary.json').read_text())['executed'] == 1
+
+def test_jobs_2_runs_in_parallel(tmp_path):
+    cfg = write_cfg(tmp_path, [{'x': i, 'sleep': 2.0} for i in range(2)])
+    out = tmp_path/'out'
+    assert main(['sweep', str(cfg), '--out', str(out), '--jobs', '2', '--no-report', '--no-progress']) == 0
+    assert len(results(out)) == 2
+    recs = [json.loads(p.read_text()) for p in (out/'runs').glob(f'*/{RUNREC}')]
+    spans = sorted((r['started'], r['finished']) for r in recs)
+    # two notebooks were executing at the same time (each run sleeps 1.5 s inside its kernel)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+
+def test_sigkill_and_resume(tmp_path):
+    cfg = write_cfg(tmp_path, [{'x': i, 'sleep': 0.8} for i in range(3)])
+    out = tmp_path/'out'
+    ids = {r['id'] for r in expand_runs(load_config(cfg))}
+    code = 'import sys; from descgen.cli import main; sys.exit(main(sys.argv[1:]))'
+    args = [sys.executable, '-c', code, 'sweep', str(cfg), '--out', str(out), '--no-report', '--no-progress']
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while len(results(out)) < 1 and time.time() - t0 < 60: time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
+    first = {k: v['written'] for k, v in results(out).items()}
+    assert 1 <= len(first) < 3
+    time.sleep(2.5)  # the killed sweep's worker and kernel died with it: nothing finishes behind our back
+    assert {k: v['written'] for k, v in results(out).items()} == first
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    res = results(out)
+    assert set(res) == ids
+    assert all(res[k]['written'] == w for k, w in first.items())  # finished runs were not run again
+    summ = json.loads((out/'summary.json').read_text())
+    assert summ['executed'] == 3 - len(first) and summ['done'] == 3
+
+def test_dry_run_and_errors(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, [{'x': 1}, {'x': 2}], seeds=(0, 1))
+    out = tmp_path/'out'
+    assert main(['sweep', str(cfg), '--out', str(out), '--dry-run']) == 0
+    o = capsys.readouterr().out
+    assert '4 runs' in o and o.count('pending') == 4 and not out.exists()
+    bad = write_cfg(tmp_path, [{'x': 1, 'learning_rate': 0.1}], name='bad.yaml')
+    assert main(['sweep', str(bad), '--out', str(out)]) == 2
+    assert "['learning_rate'] are not declared" in capsys.readouterr().err
+    (tmp_path/'typo.yaml').write_text('runs: [{x: 1}]\nseed: [0]\n')
+    assert main(['sweep', str(tmp_path/'typo.yaml'), '--out', str(out)]) == 2
+    assert "unknown key(s) ['seed']" in capsys.readouterr().err
