@@ -110,3 +110,102 @@ def test_all_references_rows():
     tok = toy_tokenizer(['a : b one two three Description'] * 3)
     assert len(D.tokenize_products([p], tok, 'causal')) == 3
     assert len(D.tokenize_products([p], tok, 'causal', all_references=False)) == 1
+
+
+def test_e2e_counts(data_dir, tmp_path):
+    d = D.prepare('e2e', tmp_path/'e2e')
+    c = D.load_card(d)
+    n = c['notes']
+    assert (n['dev_mrs'], n['test_mrs'], n['test_references'], n['dev_references']) == (547, 630, 4693, 4672)
+    assert (n['test_references_per_mr']['min'], n['test_references_per_mr']['max']) == (1, 45)
+    assert (n['test_names'], n['test_names_unseen_in_dev']) == (18, 9)
+    assert c['splits']['train']['products'] + c['splits']['validation']['products'] == 547
+    assert c['splits']['test'] == {'products': 630, 'references': 4693, 'inputs': 630}
+    assert c['rows_in'] == c['rows_out'] == 4672 + 4693
+    train, val, test = (D.load_split(d, s) for s in D.SPLITS)
+    assert not {D.input_key(p) for p in train} & {D.input_key(p) for p in val}
+    assert all(p.source == 'e2e/test' for p in test) and all(p.source == 'e2e/dev' for p in train + val)
+    p = test[0]
+    assert p.attributes[0][0] == 'name' and p.meta['mr'].startswith('name[')
+    assert D.make_prompt(p).startswith('name : ')
+    # a different seed moves MRs between train and validation, never the test set
+    d2 = D.prepare('e2e', tmp_path/'e2e2', seed=1)
+    assert {q.id for q in D.load_split(d2, 'validation')} != {q.id for q in val}
+    assert [q.to_dict() for q in D.load_split(d2, 'test')] == [q.to_dict() for q in test]
+
+
+def test_e2e_delex(data_dir, tmp_path):
+    d = D.prepare('e2e', tmp_path/'e2e', delex=True)
+    plain = {p.id: p for p in D.load_split(D.prepare('e2e', tmp_path/'plain'), 'test')}
+    c = D.load_card(d)
+    assert c['delex'] == ['name', 'near']
+    steps = {s['step']: s['count'] for s in c['steps']}
+    assert steps['delex_replaced'] > 8000
+    n_ok = n_left = 0
+    for p in D.load_split(d, 'test'):
+        assert p.get('name') == '__NAME__' and set(p.meta['delex']) >= {'__NAME__'}
+        orig = plain[p.id]
+        for r, o in zip(p.references, orig.references):
+            n_left += p.meta['delex']['__NAME__'] in r  # only where the name is glued to other letters ('The Cricketerss')
+            n_ok += D.relexicalize(r, p.meta['delex']) == o
+    assert n_left < 20, n_left
+    assert n_ok > 0.9 * 4693  # the rest differ only in the case of a replaced value
+    assert steps['delex_value_not_in_reference'] > 0  # paraphrased names are counted, not hidden
+
+
+def test_myntra_card_counts_every_cleaning_action(data_dir, tmp_path):
+    d = D.prepare('myntra', tmp_path/'my')
+    c = D.load_card(d)
+    steps = {s['step']: s for s in c['steps']}
+    for k in ['nbsp', 'unicode_nfkc', 'html_tags', 'html_entities', 'whitespace', 'run_together', 'space_after_punct', 'boilerplate',
+              'duplicate_exact', 'duplicate_description', 'too_short', 'too_long', 'empty_description']:
+        assert k in steps, k
+        assert f"| {k} |" in (d/'data_card.md').read_text()
+    assert c['rows_in'] == 12491 and c['rows_in'] - c['rows_dropped'] == c['rows_out']
+    assert steps['run_together']['count'] > 4000 and steps['nbsp']['count'] > 500
+    assert steps['duplicate_exact']['count'] + steps['duplicate_description']['count'] > 1800
+    assert steps['boilerplate']['count'] > 1000
+    ex = steps['run_together']['examples'][0]
+    assert ex['line'] == 2 and 'lock. One handle' in ex['after']
+    ps = [p for s in D.SPLITS for p in D.load_split(d, s)]
+    assert len(ps) == c['rows_out']
+    assert not any('Warranty provided by' in p.references[0] for p in ps)
+    assert len({D._norm_desc(p.references[0]) for p in ps}) == len(ps)  # no duplicated descriptions left
+    p = next(p for p in ps if p.id == 'myntra-10017413')
+    assert ('brand', 'DKNY') in p.attributes and ('product_type', 'Trolley Bag') in p.attributes and p.category == 'accessories'
+    assert 'TSA lock. One handle' in p.references[0]
+
+
+def test_generic_loader_three_attribute_forms():
+    from descgen.core import project_root
+    s = project_root()/'data'/'samples'
+    dirs = [D.prepare(s/'catalog_json.jsonl'), D.prepare(s/'catalog_kv.csv'), D.prepare(s/'catalog_json.parquet'),
+            D.prepare(s/'catalog_columns.csv', mapping=s/'catalog_columns.mapping.json')]
+    prods = [{p.id: p for sp in D.SPLITS for p in D.load_split(d, sp)} for d in dirs]
+    assert all(len(p) == 20 for p in prods)
+    assert prods[0]['sku-001'].attributes == prods[1]['sku-001'].attributes == prods[2]['sku-001'].attributes
+    assert prods[3]['sku-001'].attributes == prods[0]['sku-001'].attributes  # via rename item_type -> product_type
+    assert prods[3]['sku-001'].category == 'apparel'
+
+
+def test_cli_prepare(tmp_path, capsys):
+    from descgen.cli import main
+    assert main(['prepare', '--dataset', 'synthetic', '--n', '50', '--out', str(tmp_path/'s'), '--delex']) == 0
+    out = capsys.readouterr().out
+    assert 'rows in 50' in out and str(tmp_path/'s') in out
+    c = D.load_card(tmp_path/'s')
+    assert c['delex'] == ['brand', 'model'] and c['options']['n'] == 50
+    assert main(['prepare', '--dataset', 'synthetic', '--opt', 'nope=1']) == 2
+    assert 'unknown option' in capsys.readouterr().err
+
+
+def test_token_stats_in_card(syn_dir):
+    ps = D.load_split(syn_dir, 'train')[:30]
+    tok = toy_tokenizer([D.make_prompt(p) for p in ps] + [r for p in ps for r in p.references])
+    st = D.add_token_stats(syn_dir, tok, 'causal', name='toy')
+    c = D.load_card(syn_dir)
+    assert c['token_lengths']['toy']['train']['rows'] == 240
+    t = st['train']
+    assert abs(t['total_tokens']['mean'] - t['source_tokens']['mean'] - t['target_tokens']['mean']) < 0.02  # causal: prompt + target
+    assert t['target_tokens']['min'] >= 2 and t['source_truncated'] == 0
+    assert '## Token lengths (toy)' in (syn_dir/'data_card.md').read_text()
