@@ -145,6 +145,7 @@ def test_e2e_delex(data_dir, tmp_path):
     for p in D.load_split(d, 'test'):
         assert p.get('name') == '__NAME__' and set(p.meta['delex']) >= {'__NAME__'}
         orig = plain[p.id]
+        assert D.original_references(p) == orig.references
         for r, o in zip(p.references, orig.references):
             n_left += p.meta['delex']['__NAME__'] in r  # only where the name is glued to other letters ('The Cricketerss')
             n_ok += D.relexicalize(r, p.meta['delex']) == o
