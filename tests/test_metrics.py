@@ -228,6 +228,20 @@ def test_e2e_files_count_mismatch(tmp_path):
         M.load_pairs(p, r, 'e2e')
 
 
+def test_e2e_single_quoted_fields_are_unquoted_and_counted(tmp_path):
+    p, r = _e2e_files(tmp_path, [("'name[A], eatType[pub]'", "'A is a pub.'"), ('name[B], food[French]', 'B is French.')])
+    d = M.load_pairs(p, r, 'e2e')
+    assert d['predictions'][0] == 'A is a pub.' and d['input_fixes'] == {'single_quotes_removed': 2}
+
+
+def test_number_and_unit_matcher():
+    w = [('weight', '400 g'), ('battery_life', '1,200 hours')]
+    ws = {'weight': ['120 g', '400 g', '1.2 kg'], 'battery_life': ['10 hours', '1,200 hours']}
+    assert M.attribute_score(w, 'It weighs 400g and lasts 1200 hours.', ws)['score'] == 1.0
+    s = M.attribute_score(w, 'It weighs 250 g, lasts 1200 hours, 1.2 kg boxed.', ws)
+    assert [h['span'] for h in s['hallucinated']] == ['250 g', '1.2 kg'] and s['missing'] == [['weight', '400 g']]
+
+
 def test_e2e_files_inputs_that_do_not_match(tmp_path):
     p, r = _e2e_files(tmp_path, [('name[A], eatType[pub]', 'A is a pub.'), ('name[C]', 'C.')])
     with pytest.raises(DescgenError, match=r"line 3: field 'MR'"):
