@@ -98,6 +98,11 @@ def test_one_megabyte_field(tmp_path):
     # a higher limit keeps the row (then the length limit of the recipe decides)
     d2 = D.prepare(f, tmp_path/'o2', max_field_chars=2_000_000)
     assert balanced(d2)['rows_out'] == 3
+    # inside a JSON attributes object too
+    j = write(tmp_path/'cat.jsonl', json.dumps({'id': 1, 'attributes': {'colour': 'red', 'notes': big}, 'description': 'A red mug.'}) + '\n'
+                                    + json.dumps({'id': 2, 'attributes': {'colour': 'blue'}, 'description': 'A blue mug.'}) + '\n')
+    st = card_steps(D.prepare(j, tmp_path/'o3'))['field_too_long']
+    assert st['count'] == 1 and st['examples'][0]['field'] == 'attributes' and st['examples'][0]['line'] == 1
 
 
 def test_attribute_string_that_does_not_parse(tmp_path):
