@@ -70,14 +70,17 @@ def test_coco_tokenize_drops_punctuation_and_splits_clitics():
 def test_meteor_unavailable_is_none_with_reason_never_zero():
     ok, why = M.wordnet_status()
     m = M.meteor(['the cat sat'], [['the cat sat']])
-    if ok:
-        assert m['meteor'] > 99
+    if ok:  # one chunk of 3 matched words, METEOR 1.5 parameters
+        assert m['meteor'] == pytest.approx(100 * (1 - 0.6 * (1 / 3) ** 0.2), abs=1e-6)
     else:
         assert m['meteor'] is None and 'WordNet' in m['meteor_reason']
         s = M.score(['the cat sat'], [['the cat sat']])
-        assert s['meteor'] is None and s['meteor_reason'] and s['meteor_exact_stem'] > 95
-    es = M.meteor(['the cats sat on the mat', 'xyz'], [['the cat sat on the mat'], ['a b']], synonyms=False)
+        assert s['meteor'] is None and s['meteor_reason'] and s['meteor_exact_stem'] == pytest.approx(100 * (1 - 0.6 * (1 / 3) ** 0.2), abs=1e-6)
+    es = M.meteor(['the cats sat on the mat', 'xyz'], [['the cat sat on the mat'], ['a b']], synonyms=False, params='nltk')
     assert 90 < es['per_example'][0] < 100 and es['per_example'][1] == 0.0
+    # METEOR 1.5 parameters by hand: all 6 words matched in one chunk -> 1 - 0.6 * (1/6)^0.2
+    m15 = M.meteor(['the cats sat on the mat'], [['the cat sat on the mat']], synonyms=False)
+    assert m15['meteor'] == pytest.approx(100 * (1 - 0.6 * (1 / 6) ** 0.2), abs=1e-6)
 
 
 def test_chrf_matches_sacrebleu():
