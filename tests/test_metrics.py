@@ -323,3 +323,15 @@ def test_cli_on_tgen_prints_published_bleu(data_dir):
     out = json.loads(res.stdout)
     assert abs(out['bleu'] - 65.93) <= 0.05 and abs(out['nist'] - 8.6094) <= 0.02
     assert out['n'] == 630 and out['n_empty'] == 0 and 0.9 < out['attr_coverage'] <= 1.0
+
+
+def test_challenge_report_writer(tmp_path):
+    row = {'bleu': 65.93, 'nist': 8.61, 'meteor': None, 'meteor_exact_stem': 42.0, 'rouge_l': 68.5, 'cider': 2.23, 'chrf': 70.9,
+           'attr_coverage': 0.967, 'hallucination_rate': 0.044, 'hallucinations_per_output': 0.044, 'distinct_2': 0.024,
+           'avg_len': 26.5, 'n_empty': 0, 'meteor_reason': 'nltk WordNet data not found'}
+    M.write_e2e_challenge_report({'systems': {'tgen': row, 'other': dict(row, bleu=60.0)}}, tmp_path)
+    res = json.loads((tmp_path / 'e2e_challenge.json').read_text())
+    assert res['tgen_vs_published']['bleu']['diff'] == pytest.approx(0.0)
+    assert res['tgen_vs_published']['meteor']['ours'] is None  # unavailable, never 0
+    md = (tmp_path / 'e2e_challenge.md').read_text()
+    assert '| tgen | 65.93 | 8.6100 | unavailable | 42.00 |' in md and '| other | 60.00 |' in md
