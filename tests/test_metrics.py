@@ -116,6 +116,13 @@ def test_issue_example_hallucinates_food_and_rating():
     assert [h['span'] for h in s['hallucinated']] == ['Chinese', 'customer rating is average']
     assert s['missing'] == [['area', 'city centre']]
     assert s['score'] == pytest.approx((2 - 2) / 3)
+    assert {h['type'] for h in s['hallucinated']} == {'unsupported'}
+
+
+def test_function_word_values_are_not_mentions():
+    sch = {'brand': ['AND', 'With', 'Roadster'], 'colour': ['black', 'white']}
+    s = M.attribute_score([('brand', 'Roadster'), ('colour', 'black')], 'Black and white top with a print, by Roadster.', sch)
+    assert [(h['key'], h['span'], h['type']) for h in s['hallucinated']] == [('colour', 'white', 'contradiction')]
 
 
 def test_faithful_e2e_text_and_equivalent_values():
@@ -189,8 +196,10 @@ def test_synthetic_swap_one_value_moves_coverage_and_hallucination_exactly(m):
     assert r['attr_coverage'] == pytest.approx(1 - m / sum(map(len, prods)), abs=1e-12)
     assert r['hallucination_rate'] == pytest.approx(m / len(prods))
     assert r['hallucinations_per_output'] == pytest.approx(m / len(prods))
+    assert r['contradiction_rate'] == pytest.approx(m / len(prods))
     for a, e in zip(prods[:m], r['per_example'][:m]):
         assert [h['span'].lower() for h in e['hallucinated']] == [swap(a)[1].lower()]
+        assert e['hallucinated'][0]['type'] == 'contradiction'
 
 
 def test_schema_from_products_knows_the_e2e_ontology():
