@@ -1,0 +1,222 @@
+"""Tests of descgen.generate on tiny random models (fast, CPU): batched == one-at-a-time, determinism, n-best,
+reranking, relexicalisation, adapters, catalog files and the CLI."""
+import json, warnings
+import pytest
+import torch
+
+from descgen.core import DescgenError, read_jsonl, write_jsonl
+from descgen.data import Product, delexicalize, make_prompt, synthetic_products
+from descgen.generate import (attribute_reranker, decode_candidates, encode_prompts, generate, generate_cli, generate_file,
+                              generate_ids, generation_config, load_for_generation, pad_batch, read_catalog, rerank,
+                              _special_ids, _cut_at)
+from descgen.models import model_config, train_tokenizer
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    "Tiny models run faster on one thread, and much faster when the machine is shared; restore afterwards."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def _tiny(arch, seed=0, **overrides):
+    from transformers import GPT2LMHeadModel, T5ForConditionalGeneration
+    texts = [make_prompt(p) + ' ' + p.references[0] for p in synthetic_products(200, seed=0)]
+    tok = train_tokenizer(texts, vocab_size=500, arch=arch)
+    cfg = model_config(arch, 'tiny', vocab_size=len(tok), n_layer=2, d_model=64, d_ff=128, **overrides)
+    if arch == 'gpt2': cfg.initializer_range = 0.3   # large weights: output depends strongly on the input
+    else: cfg.initializer_factor = 8.0
+    torch.manual_seed(seed)
+    return (GPT2LMHeadModel if arch == 'gpt2' else T5ForConditionalGeneration)(cfg).eval(), tok
+
+@pytest.fixture(scope='module')
+def gpt2(): return _tiny('gpt2')
+
+@pytest.fixture(scope='module')
+def t5(): return _tiny('t5')
+
+@pytest.fixture(scope='module')
+def products():
+    ps = synthetic_products(20, seed=3)
+    lens = {len(make_prompt(p)) for p in ps}
+    assert len(lens) > 5, 'the test needs prompts of different lengths, so batches are padded'
+    return ps
+
+@pytest.mark.parametrize('batch_size', [4, 7])
+def test_batched_greedy_equals_one_at_a_time_gpt2(gpt2, products, batch_size):
+    model, tok = gpt2
+    batched = generate(model, tok, products, max_new_tokens=20, batch_size=batch_size)
+    single = [generate(model, tok, [p], max_new_tokens=20)[0] for p in products]
+    assert batched == single
+    assert len(set(batched)) > len(products) // 2   # not a degenerate model writing the same text everywhere
+
+def test_batched_greedy_equals_one_at_a_time_t5(t5, products):
+    model, tok = t5
+    batched = generate(model, tok, products, max_new_tokens=20, batch_size=6)
+    assert batched == [generate(model, tok, [p], max_new_tokens=20)[0] for p in products]
+    assert len(set(batched)) > len(products) // 2
+
+def test_batched_beam_search_equals_one_at_a_time(gpt2, products):
+    model, tok = gpt2
+    kw = dict(num_beams=3, num_return_sequences=2, max_new_tokens=10, no_repeat_ngram_size=2, length_penalty=0.8)
+    assert generate(model, tok, products[:8], batch_size=8, **kw) == [generate(model, tok, [p], **kw)[0] for p in products[:8]]
+
+def test_the_equality_test_catches_padding_mistakes(gpt2, products):
+    "Right padding or positions counted from the padded first column change the greedy output: the tests above have teeth."
+    model, tok = gpt2
+    enc = encode_prompts(tok, [make_prompt(p) for p in products])
+    eos, pad = _special_ids(model, tok)
+    g = generation_config(max_new_tokens=12, eos_token_id=eos, pad_token_id=pad)
+    ok = [x[0] for x in generate_ids(model, enc, g, batch_size=1)]
+    for side, own_positions in [('right', False), ('left', True)]:
+        ids, mask = pad_batch(enc, pad, side)
+        kw = dict(position_ids=torch.arange(ids.shape[1]).expand_as(ids)) if own_positions else {}
+        with torch.no_grad(): out = model.generate(input_ids=ids, attention_mask=mask, generation_config=g, **kw)
+        bad = [_cut_at(r, eos) for r in out[:, ids.shape[1]:].tolist()]
+        assert sum(a != b for a, b in zip(bad, ok)) > len(ok) // 2, side
+
+def test_tokenizer_left_as_it_was(gpt2, products):
+    model, tok = gpt2
+    before = tok.padding_side
+    out = generate(model, tok, products[:5], max_new_tokens=8, batch_size=5)
+    assert tok.padding_side == before
+    tok.padding_side = 'left' if before == 'right' else 'right'
+    try: assert generate(model, tok, products[:5], max_new_tokens=8, batch_size=5) == out   # the caller's setting does not matter
+    finally: tok.padding_side = before
+
+def test_prompt_encoding_matches_training(gpt2, t5, products):
+    from descgen.data import tokenize_products
+    for (model, tok), kind in [(gpt2, 'causal'), (t5, 'seq2seq')]:
+        rows = tokenize_products(products[:4], tok, kind=kind, cache=False)
+        enc = encode_prompts(tok, [make_prompt(p) for p in products[:4]], kind)
+        for row, e in zip(rows, enc):
+            src = [i for i, l in zip(row['input_ids'], row['labels']) if l == -100] if kind == 'causal' else row['input_ids']
+            assert e == src
+
+def test_sampling_is_deterministic_with_a_seed(gpt2, products):
+    model, tok = gpt2
+    kw = dict(do_sample=True, temperature=0.9, top_p=0.9, max_new_tokens=12, batch_size=4)
+    state = torch.random.get_rng_state()
+    a = generate(model, tok, products[:8], seed=5, **kw)
+    assert torch.equal(state, torch.random.get_rng_state())   # the caller's random state is untouched
+    assert a == generate(model, tok, products[:8], seed=5, **kw)
+    assert a != generate(model, tok, products[:8], seed=6, **kw)
+    samples = generate(model, tok, products[:3], seed=5, num_return_sequences=4, **kw)
+    assert [len(s) for s in samples] == [4, 4, 4] and all(len(set(s)) > 1 for s in samples)
+
+def test_greedy_is_deterministic_for_a_model_in_training_mode(products):
+    "A model straight from training has dropout on; generate switches it off for the call and restores the mode."
+    model, tok = _tiny('gpt2', dropout=0.5)
+    model.train()
+    a = generate(model, tok, products[:6], max_new_tokens=10)
+    assert model.training
+    assert a == generate(model, tok, products[:6], max_new_tokens=10)
+
+def test_nbest_order_and_rerankers(gpt2, products):
+    model, tok = gpt2
+    kw = dict(num_beams=4, num_return_sequences=3, max_new_tokens=10)
+    nbest = generate(model, tok, products[:5], **kw)
+    assert [len(c) for c in nbest] == [3] * 5
+    assert [c[0] for c in nbest] == generate(model, tok, products[:5], num_beams=4, max_new_tokens=10)
+    assert generate(model, tok, products[:5], reranker=lambda p, c: 2, **kw) == [c[2] for c in nbest]
+    by_len = generate(model, tok, products[:5], reranker=lambda p, c: [len(x) for x in c], **kw)
+    assert by_len == [max(c, key=len) for c in nbest]
+    assert rerank(products[:1], [['a', 'b', 'c']], lambda p, c: [1, 5, 5]) == [1]   # ties go to the earlier (better) beam
+    with pytest.raises(DescgenError, match='2 scores for 3'): rerank(products[:1], [['a', 'b', 'c']], lambda p, c: [1, 2])
+    with pytest.raises(DescgenError, match='chose candidate 7'): rerank(products[:1], [['a', 'b', 'c']], lambda p, c: 7)
+
+def test_attribute_reranker_prefers_the_faithful_candidate(products):
+    from descgen.data import synthetic_schema
+    p = products[0]
+    other = next(q for q in products if q.get('brand') != p.get('brand'))
+    faithful, invented = p.references[0], p.references[0].replace(p.get('brand'), other.get('brand'))
+    assert rerank([p], [[invented, faithful]], attribute_reranker(synthetic_schema())) == [1]
+
+def test_relexicalisation(gpt2, products):
+    _, tok = gpt2
+    p = products[0]
+    d = delexicalize(p, keys=('brand',))
+    ids = tok([' Made by __BRAND__.'], add_special_tokens=False)['input_ids']
+    assert decode_candidates(tok, d, ids) == [f"Made by {p.get('brand')}."]
+    assert decode_candidates(tok, p, ids) == ['Made by __BRAND__.']
+
+def test_inputs_and_settings_errors(gpt2, products):
+    model, tok = gpt2
+    assert generate(model, tok, []) == []
+    assert generate(model, tok, products[0].to_dict(), max_new_tokens=5) == generate(model, tok, [products[0]], max_new_tokens=5)
+    with pytest.raises(DescgenError, match='num_beams >= 2'): generate(model, tok, products[:1], num_return_sequences=2)
+    with pytest.raises(DescgenError, match='max_new_tokens'): generate(model, tok, products[:1], max_new_tokens=0)
+    with pytest.raises(DescgenError, match='item 1'): generate(model, tok, [products[0], 42])
+    long = Product('long', [('k', 'word ' * 400)], [])
+    with pytest.raises(DescgenError, match="product 'long'.*attends to at most 256"): generate(model, tok, [long])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        out = generate(model, tok, products[:1], max_new_tokens=400)
+    assert any('lowered' in str(x.message) for x in w) and isinstance(out[0], str)
+
+def test_adapter_saved_and_loaded_on_its_base(gpt2, products, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    model, tok = gpt2
+    model.save_pretrained(tmp_path/'base'); tok.save_pretrained(tmp_path/'base')
+    base_file = (tmp_path/'base'/'model.safetensors').read_bytes()
+    base, _ = load_for_generation(tmp_path/'base', device='cpu')
+    torch.manual_seed(1)
+    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=32, target_modules=['c_attn'], init_lora_weights=False,
+                                           task_type='CAUSAL_LM'))
+    lora.save_pretrained(tmp_path/'adapter')
+    assert (tmp_path/'adapter'/'adapter_model.safetensors').exists()
+    expected = generate(lora, tok, products[:6], max_new_tokens=10, batch_size=3)
+    loaded, ltok = load_for_generation(tmp_path/'adapter', device='cpu')
+    assert type(loaded).__name__ == 'PeftModelForCausalLM'
+    assert generate(loaded, ltok, products[:6], max_new_tokens=10, batch_size=3) == expected
+    assert expected != generate(model, tok, products[:6], max_new_tokens=10)
+    assert [generate(loaded, ltok, [p], max_new_tokens=10)[0] for p in products[:6]] == expected   # batched == single, peft too
+    assert (tmp_path/'base'/'model.safetensors').read_bytes() == base_file
+
+def test_read_catalog_reports_bad_rows(tmp_path):
+    (tmp_path/'c.csv').write_text('id,brand,colour\na1,Acme,red\na2,,\na3,Zeta,blue,extra\n', encoding='utf-8')
+    ps, probs = read_catalog(tmp_path/'c.csv')
+    assert [p.id for p in ps] == ['a1'] and ps[0].attributes == [('brand', 'Acme'), ('colour', 'red')]
+    assert [(pr['line'], pr['id']) for pr in probs] == [(3, 'a2'), (4, 'a3')]
+    assert probs[0]['reason'] == 'no attribute with a value' and 'more fields' in probs[1]['reason']
+    (tmp_path/'c.jsonl').write_text('{"id": "x", "attributes": "brand: Acme | type: mug"}\n[1, 2]\n{"id": "y", "attributes": [["a"]]}\n'
+                                    '{"id": "z", "mr": "name[Bad"}\n{broken\n', encoding='utf-8')
+    ps, probs = read_catalog(tmp_path/'c.jsonl')
+    assert [p.attributes for p in ps] == [[('brand', 'Acme'), ('type', 'mug')]]
+    assert [pr['line'] for pr in probs] == [2, 3, 4, 5]
+    assert 'not a JSON object' in probs[0]['reason'] and 'pairs' in probs[1]['reason'] and 'invalid JSON' in probs[3]['reason']
+    (tmp_path/'d.jsonl').write_text('{"id": "x", "a": "1"}\n{"id": "x", "a": "2"}\n', encoding='utf-8')
+    with pytest.raises(DescgenError, match='not unique'): read_catalog(tmp_path/'d.jsonl')
+    (tmp_path/'c.xml').write_text('<x/>')
+    with pytest.raises(DescgenError, match='unsupported'): read_catalog(tmp_path/'c.xml')
+    with pytest.raises(DescgenError, match='no such file'): read_catalog(tmp_path/'missing.csv')
+
+def test_read_catalog_e2e_rows_merged(data_dir):
+    ps, probs = read_catalog(data_dir/'e2e'/'testset_w_refs.csv')
+    assert (len(ps), probs) == (630, [])    # 4,693 rows over 630 MRs (shared/datasets/README.md)
+    assert sum(len(p.references) for p in ps) == 4693
+
+def test_generate_file_and_cli(gpt2, products, tmp_path):
+    from descgen.cli import main
+    model, tok = gpt2
+    model.save_pretrained(tmp_path/'m'); tok.save_pretrained(tmp_path/'m')
+    rows = [p.to_dict() for p in products[:5]] + [{'id': 'bad', 'attributes': []}, {'id': 'long', 'k': 'word ' * 400}]
+    write_jsonl(tmp_path/'in.jsonl', rows)
+    s = generate_file(tmp_path/'m', tmp_path/'in.jsonl', tmp_path/'out'/'preds.jsonl', num_beams=3, num_return_sequences=2,
+                      max_new_tokens=8, batch_size=2, progress=False)
+    out = read_jsonl(tmp_path/'out'/'preds.jsonl')
+    assert [r['id'] for r in out] == [p.id for p in products[:5]]
+    assert [r['candidates'] for r in out] == generate(model, tok, products[:5], num_beams=3, num_return_sequences=2, max_new_tokens=8)
+    assert all(r['prediction'] == r['candidates'][0] and r['prompt'] == make_prompt(p) and r['references'] == p.references
+               for r, p in zip(out, products))
+    assert (s['generated'], s['skipped'], s['rows_read']) == (5, 2, 7)
+    meta = json.loads((tmp_path/'out'/'preds.meta.json').read_text())
+    assert {pr['id'] for pr in meta['problems']} == {'bad', 'long'} and meta['decoding']['num_beams'] == 3
+    # the command line, through the dispatcher; --strict makes skipped rows an error (exit 2)
+    args = ['generate', '--model', str(tmp_path/'m'), '--input', str(tmp_path/'in.jsonl'), '--output', str(tmp_path/'cli.jsonl'),
+            '--max-new-tokens', '8', '--no-progress']
+    assert main(args) == 0
+    assert [r['prediction'] for r in read_jsonl(tmp_path/'cli.jsonl')] == generate(model, tok, products[:5], max_new_tokens=8)
+    assert main(args + ['--strict']) == 2
+    assert main(args + ['--num-return-sequences', '2']) == 2   # greedy cannot give 2 candidates: a clear error, not a traceback
+    assert main(args[:4] + ['missing.csv'] + args[5:]) == 2
