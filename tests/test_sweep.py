@@ -93,3 +93,29 @@ def test_dry_run_and_errors(tmp_path, capsys):
     (tmp_path/'typo.yaml').write_text('runs: [{x: 1}]\nseed: [0]\n')
     assert main(['sweep', str(tmp_path/'typo.yaml'), '--out', str(out)]) == 2
     assert "unknown key(s) ['seed']" in capsys.readouterr().err
+
+ROOT = Path(__file__).parents[1]
+
+@pytest.mark.parametrize('name', ['demo', 'e2e_ablation', 'myntra_ablation'])
+def test_shipped_configs_match_the_experiment_notebook(name):
+    "Every parameter of the shipped configs is declared by nbs/experiments/finetune.ipynb (checked without running it)."
+    from descgen.sweep import resolve_notebook, check_parameters
+    cfg = load_config(ROOT/'configs'/f'{name}.yaml')
+    runs = expand_runs(cfg)
+    nb = resolve_notebook(cfg)
+    assert nb == (ROOT/'nbs'/'experiments'/'finetune.ipynb').resolve()
+    check_parameters(runs, nb)
+    methods = {r['params']['method'] for r in runs}
+    assert {'none', 'full', 'lora'} <= methods
+    if name != 'demo': assert methods >= {'prefix', 'freeze'} and {r['params'].get('lora_r') for r in runs} >= {4, 8, 16}
+    seeds = {r['params']['seed'] for r in runs if r['params']['method'] != 'none'}
+    assert len(seeds) == (2 if name == 'demo' else 3)
+
+def test_experiment_parameters_in_sync():
+    "The notebook's parameters cell and run_experiment's defaults name the same parameters."
+    import papermill as pm
+    from descgen.sweep import EXPERIMENT_DEFAULTS, run_experiment
+    from descgen.core import DescgenError
+    declared = set(pm.inspect_notebook(str(ROOT/'nbs'/'experiments'/'finetune.ipynb')))
+    assert declared == set(EXPERIMENT_DEFAULTS)
+    with pytest.raises(DescgenError, match='unknown parameter'): run_experiment(learning_rate=0.1)
