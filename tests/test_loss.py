@@ -194,3 +194,40 @@ def test_trainer_compute_loss_with_accumulation(gpt, t5, kind):
     b = _pad(rows)
     with torch.no_grad():
         assert torch.allclose(trainer_compute_loss(model, b), batch_token_loss(model, b), atol=1e-6)
+
+
+class _Tok:
+    "A stand-in tokenizer: token id i decodes to '<i>'."
+    def decode(self, ids): return ''.join(f'<{i}>' for i in ids)
+
+
+@pytest.mark.parametrize('kind', ['causal', 'seq2seq'])
+def test_token_losses_align_with_loss(gpt, t5, kind):
+    from descgen.loss import token_losses
+    model = gpt if kind == 'causal' else t5
+    if kind == 'causal':
+        ids = torch.randint(0, V, (10,)).tolist()
+        ex = dict(input_ids=ids, attention_mask=[1] * 10, labels=[-100] * 4 + ids[4:])
+        targets = ids[4:]
+    else:
+        ex = dict(input_ids=torch.randint(2, V, (6,)).tolist(), attention_mask=[1] * 6, labels=torch.randint(2, V, (5,)).tolist())
+        targets = ex['labels']
+    t = token_losses(model, _Tok(), ex)
+    assert t['token_id'].tolist() == targets
+    assert ''.join(t['token']) == _Tok().decode(targets)
+    b = {k: torch.tensor([v]) for k, v in ex.items()}
+    with torch.no_grad():
+        assert math.isclose(t['loss'].mean(), float(batch_token_loss(model, b)), rel_tol=1e-5)
+    assert ((t['prob'] - (-t['loss']).map(math.exp)).abs() < 1e-6).all()
+    with pytest.raises(ValueError, match='labels'): token_losses(model, _Tok(), {'input_ids': ex['input_ids']})
+
+
+def test_value_token_mask_and_plot():
+    import matplotlib; matplotlib.use('Agg')
+    import pandas as pd
+    from descgen.loss import value_token_mask, plot_token_losses
+    t = pd.DataFrame({'token': [' Vero', ' costs', ' Rs', '.', ' 2', ',', '499', '.', '</s>'], 'loss': [5., 1, 4, 3, 6, 2, 6, .5, .1]})
+    assert value_token_mask(t, [('brand', 'vero'), ('price', 'Rs. 2,499')]) == [True, False, True, True, True, True, True, False, False]
+    fig = plot_token_losses({'a': t, 'b': t.assign(loss=t['loss'] / 2)}, width=20)
+    assert len(fig.axes) == 3  # two panels and the colour bar
+    assert sum(len(ax.texts) for ax in fig.axes[:2]) == 2 * len(t)
