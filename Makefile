@@ -50,4 +50,5 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -rs tests
 
 export: $(STAMP)
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python scripts/sync_readme.py
+	$(BIN)/nbdev_export && $(BIN)/python -c 'from descgen.metrics import sync_metric_modules; sync_metric_modules()' \
+	  && $(BIN)/nbdev_clean && $(BIN)/python scripts/sync_readme.py

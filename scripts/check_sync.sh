@@ -7,6 +7,7 @@ set -euo pipefail
 snap() { { git status --porcelain --untracked-files=all; git diff; git ls-files -o --exclude-standard -z | xargs -0 -r cat; } | sha256sum; }
 before=$(snap)
 nbdev_export
+python -c 'from descgen.metrics import sync_metric_modules; sync_metric_modules()'
 nbdev_clean
 after=$(snap)
 if [ "$before" != "$after" ]; then

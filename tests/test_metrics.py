@@ -344,3 +344,13 @@ def test_challenge_report_writer(tmp_path):
     assert res['tgen_vs_published']['meteor']['ours'] is None  # unavailable, never 0
     md = (tmp_path / 'e2e_challenge.md').read_text()
     assert '| tgen | 65.93 | 8.6100 | unavailable | 42.00 |' in md and '| other | 60.00 |' in md
+
+
+def test_shipped_evaluate_modules_match_the_template():
+    "descgen/evaluate_modules/* are generated: they must equal what the notebook's template writes."
+    import descgen.metrics as M
+    for n in M.METRIC_MODULES:
+        f = M.shipped_modules_dir()/n/f'{n}.py'
+        assert f.exists(), f'{f} missing: run `make export`'
+        assert f.read_text(encoding='utf-8') == M._module_source(n), f'{f} drifted from the template: run `make export`'
+        assert M.metric_module_path(n) == f.parent
