@@ -174,15 +174,26 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny, method, tmp_path):
 def test_each_method_builds_and_takes_a_step(tiny, arch, method, tmp_path):
     from descgen.models import load_model
     from peft import PeftModel
+    from transformers import TrainerCallback
+    class Keep(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kw): self.model = model
+    keep = Keep()
     run = finetune(tiny['data'], tiny[arch], method, out=tmp_path/'run', max_steps=2, eval_steps=2, batch_size=4,
-                   max_train_examples=16, freeze_top_k=1, **TINY)
+                   max_train_examples=16, freeze_top_k=1, callbacks=[keep], **TINY)
     m = _metrics(run)
     assert m['steps'] == 2 and math.isfinite(m['val_loss']) and math.isfinite(m['train_loss'])
     assert 0 < m['trainable_params'] <= m['total_params']
     if method == 'full': assert m['trainable_params'] == m['total_params']
     else: assert m['trainable_params'] < m['total_params']
-    model, _ = load_trained(run)
+    model, tok = load_trained(run)
     assert isinstance(model, PeftModel) == (method in PEFT_METHODS)
+    # the reloaded model (base + adapter for peft) computes exactly what the trained model computed
+    x = torch.tensor([tok('product_type : mug | colour : red')['input_ids']])
+    kw = {'decoder_input_ids': torch.zeros((1, 1), dtype=torch.long)} if arch == 't5' else {}
+    keep.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=x, **kw).logits, keep.model(input_ids=x, **kw).logits)
+    assert m['val_token_loss'] == pytest.approx(m['val_loss'], rel=0.05)
 
 
 @pytest.mark.parametrize('arch', ['gpt2', 't5'])
