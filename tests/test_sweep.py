@@ -49,11 +49,17 @@ def test_failure_is_isolated(tmp_path, capsys):
     assert {k: v['written'] for k, v in results(out).items()} == before
     assert json.loads((out/'summary.json').read_text())['executed'] == 1
 
-def test_jobs_2_runs_in_parallel(tmp_path):
-    cfg = write_cfg(tmp_path, [{'x': i, 'sleep': 2.0} for i in range(2)])
+def test_jobs_2_runs_in_parallel(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, [{'x': i, 'sleep': 2.0 - i} for i in range(3)])
     out = tmp_path/'out'
     assert main(['sweep', str(cfg), '--out', str(out), '--jobs', '2', '--no-report', '--no-progress']) == 0
-    assert len(results(out)) == 2
+    assert len(results(out)) == 3
+    assert 'FAILED' not in capsys.readouterr().out
+    for rid, res in results(out).items():  # each record is about its own run (runs finish out of order here)
+        rec = json.loads((out/'runs'/rid/RUNREC).read_text())
+        assert rec['id'] == rid and rec['status'] == 'ok' and rec['params']['x'] == res['params']['x']
+        assert rec['worker_wall_s'] >= rec['wall_s'] > res['work_s'] >= res['params']['sleep']
+        assert not (out/'runs'/rid/FAILURE).exists()
     recs = [json.loads(p.read_text()) for p in (out/'runs').glob(f'*/{RUNREC}')]
     spans = sorted((r['started'], r['finished']) for r in recs)
     # two notebooks were executing at the same time (each run sleeps 1.5 s inside its kernel)
