@@ -220,3 +220,15 @@ def test_generate_file_and_cli(gpt2, products, tmp_path):
     assert main(args + ['--strict']) == 2
     assert main(args + ['--num-return-sequences', '2']) == 2   # greedy cannot give 2 candidates: a clear error, not a traceback
     assert main(args[:4] + ['missing.csv'] + args[5:]) == 2
+
+def test_prefix_tuning_batched_equals_one_at_a_time(products):
+    "peft's prompt-learning adapters lose the padding mask in batched generation; generate batches them without padding."
+    from peft import PrefixTuningConfig, get_peft_model
+    model, tok = _tiny('gpt2')
+    torch.manual_seed(0)
+    pm = get_peft_model(model, PrefixTuningConfig(task_type='CAUSAL_LM', num_virtual_tokens=8))
+    with torch.no_grad():
+        for p in pm.prompt_encoder.parameters(): p.normal_(0, 1.0)   # a prefix that changes the output
+    batched = generate(pm, tok, products[:12], max_new_tokens=12, batch_size=6)
+    assert batched == [generate(pm, tok, [p], max_new_tokens=12)[0] for p in products[:12]]
+    assert batched != generate(pm.get_base_model(), tok, products[:12], max_new_tokens=12)
