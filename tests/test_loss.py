@@ -231,3 +231,23 @@ def test_value_token_mask_and_plot():
     fig = plot_token_losses({'a': t, 'b': t.assign(loss=t['loss'] / 2)}, width=20)
     assert len(fig.axes) == 3  # two panels and the colour bar
     assert sum(len(ax.texts) for ax in fig.axes[:2]) == 2 * len(t)
+
+
+@pytest.mark.parametrize('kind', ['causal', 'seq2seq'])
+def test_kit_trainer_applies_full_batch_gradient(gpt, t5, kind):
+    "descgen.train's Trainer, gradient accumulation 2, label smoothing 0.1: one SGD(lr=1) step = the full-batch gradient."
+    train = pytest.importorskip('descgen.train', reason='descgen.train (the fine-tuning chapter) is not installed')
+    from transformers import Seq2SeqTrainingArguments
+    model = gpt if kind == 'causal' else t5
+    rows = _rows([2, 1, 14, 9], seed=5, seq2seq=kind == 'seq2seq')
+    model.zero_grad(); batch_token_loss(model, _pad(rows), label_smoothing=0.1).backward(); g_full = grads_of(model); model.zero_grad()
+    m = copy.deepcopy(model)
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    with tempfile.TemporaryDirectory() as d:
+        args = Seq2SeqTrainingArguments(output_dir=d, per_device_train_batch_size=2, gradient_accumulation_steps=2, max_steps=1,
+                                        learning_rate=1.0, lr_scheduler_type='constant', max_grad_norm=0, weight_decay=0.0,
+                                        use_cpu=True, report_to='none', save_strategy='no', logging_strategy='no', disable_tqdm=True)
+        train.make_trainer_class(kind, label_smoothing=0.1)(model=m, args=args, train_dataset=rows, data_collator=_pad,
+                                                            optimizers=(torch.optim.SGD(m.parameters(), lr=1.0), None)).train()
+    delta = {n: before[n] - p.detach() for n, p in m.named_parameters()}
+    assert _rel(delta, g_full) < 1e-5
