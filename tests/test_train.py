@@ -301,3 +301,12 @@ def test_cli_config_file_and_flags(tiny, tmp_path, capsys):
     assert r.returncode == 0 and '--lora-alpha' in r.stdout and '--grad-accum' in r.stdout
     r = subprocess.run(cli + ['--model', 'x'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and 'needs --data' in r.stderr
+
+
+def test_label_smoothing_changes_the_objective(tiny, tmp_path):
+    # step-1 loss (before any update) with smoothing eps is (1-eps)*NLL + eps*mean_v(-log p_v): not the plain NLL
+    one = dict(max_steps=1, eval_steps=1, logging_steps=1, sampler='sequential', dropout=0.0, early_stopping_patience=None,
+               max_train_examples=8, batch_size=8, **TINY)
+    l0 = read_jsonl(finetune(tiny['data'], tiny['gpt2'], 'full', out=tmp_path/'ls0', **one)/'train_log.jsonl')[0]['loss']
+    l1 = read_jsonl(finetune(tiny['data'], tiny['gpt2'], 'full', out=tmp_path/'ls1', label_smoothing=0.1, **one)/'train_log.jsonl')[0]['loss']
+    assert l1 != l0 and math.isfinite(l1)
