@@ -92,7 +92,7 @@ def load_model(name_or_path, *, trust_remote_code:bool=False, dtype=None, use_sa
 # %% ../nbs/02_models.ipynb #0e4da925
 SIZES = {
     'tiny':  dict(vocab_size=2048,  d_model=128, n_layer=4,  n_head=4,  d_ff=512,  n_positions=256,  dropout=0.0,
-                  block_size=64,  batch_size=16, epochs=3,  max_steps=100,   lr=3e-3, warmup=0.05, weight_decay=0.01),
+                  block_size=64,  batch_size=16, epochs=3,  max_steps=150,   lr=3e-3, warmup=0.05, weight_decay=0.01),
     'small': dict(vocab_size=8192,  d_model=256, n_layer=6,  n_head=4,  d_ff=1024, n_positions=512,  dropout=0.1,
                   block_size=128, batch_size=16, epochs=4,  max_steps=600,   lr=1.5e-3, warmup=0.05, weight_decay=0.01),
     'base':  dict(vocab_size=32000, d_model=768, n_layer=12, n_head=12, d_ff=3072, n_positions=1024, dropout=0.1,
