@@ -232,3 +232,22 @@ def test_prefix_tuning_batched_equals_one_at_a_time(products):
     batched = generate(pm, tok, products[:12], max_new_tokens=12, batch_size=6)
     assert batched == [generate(pm, tok, [p], max_new_tokens=12)[0] for p in products[:12]]
     assert batched != generate(pm.get_base_model(), tok, products[:12], max_new_tokens=12)
+
+def test_generate_file_delexicalises_like_the_training_data(gpt2, products, tmp_path):
+    model, tok = gpt2
+    model.save_pretrained(tmp_path/'m'); tok.save_pretrained(tmp_path/'m')
+    write_jsonl(tmp_path/'in.jsonl', [p.to_dict() for p in products[:3]])
+    s = generate_file(tmp_path/'m', tmp_path/'in.jsonl', tmp_path/'p.jsonl', delex=['brand'], fmt='nl', max_new_tokens=6, progress=False)
+    rows = read_jsonl(tmp_path/'p.jsonl')
+    assert (s['fmt'], s['delex']) == ('nl', ['brand'])
+    for r, p in zip(rows, products):
+        assert r['prompt'] == make_prompt(delexicalize(p, keys=['brand']), fmt='nl') and '__BRAND__' in r['prompt']
+        assert r['references'] == p.references and r['attributes'] == [list(a) for a in p.attributes]   # the originals
+
+def test_run_settings_follow_the_run_directory(tmp_path):
+    from descgen.generate import run_settings
+    run = tmp_path/'run'; (run/'model').mkdir(parents=True)
+    (run/'config.json').write_text(json.dumps({'train': {'fmt': 'nl', 'method': 'lora'}}))
+    (run/'data_card.json').write_text(json.dumps({'delex': ['brand', 'model']}))
+    assert run_settings(run) == {'fmt': 'nl', 'delex': ['brand', 'model']}
+    assert run_settings(tmp_path) == {}
