@@ -310,3 +310,27 @@ def test_label_smoothing_changes_the_objective(tiny, tmp_path):
     l0 = read_jsonl(finetune(tiny['data'], tiny['gpt2'], 'full', out=tmp_path/'ls0', **one)/'train_log.jsonl')[0]['loss']
     l1 = read_jsonl(finetune(tiny['data'], tiny['gpt2'], 'full', out=tmp_path/'ls1', label_smoothing=0.1, **one)/'train_log.jsonl')[0]['loss']
     assert l1 != l0 and math.isfinite(l1)
+
+
+def test_two_processes_ddp_match_one_process(tiny, tmp_path):
+    "The multi-process path on CPU (torchrun, gloo): 2 processes x 2 micro-batches of 2 rows == 1 process x 8 rows."
+    import shutil
+    if not torch.distributed.is_available(): pytest.skip('torch.distributed is not available in this build')
+    descgen = shutil.which('descgen')
+    if descgen is None: pytest.skip('the descgen console script is not installed')
+    opts = ['--data', str(tiny['data']), '--model', str(tiny['gpt2']), '--method', 'full', '--max-steps', '1', '--eval-steps', '1',
+            '--logging-steps', '1', '--sampler', 'sequential', '--dropout', '0', '--max-source-len', '48', '--max-target-len', '128',
+            '--max-eval-examples', '4', '--max-train-examples', '8', '--threads', '1', '--no-progress']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29517', descgen,
+                        'train', *opts, '--batch-size', '2', '--grad-accum', '2', '--out', str(tmp_path/'ddp')],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('run:') == 1          # only the first process reports
+    one = finetune(tiny['data'], tiny['gpt2'], 'full', out=tmp_path/'one', max_steps=1, eval_steps=1, logging_steps=1,
+                   sampler='sequential', dropout=0.0, max_source_len=48, max_target_len=128, max_eval_examples=4,
+                   max_train_examples=8, batch_size=8, progress=False)
+    a, b = read_jsonl(one/'train_log.jsonl')[0], read_jsonl(tmp_path/'ddp'/'train_log.jsonl')[0]
+    assert a['loss'] == pytest.approx(b['loss'], rel=1e-5)
+    assert a['grad_norm'] == pytest.approx(b['grad_norm'], rel=1e-4)
+    assert json.loads((tmp_path/'ddp'/'trainer_state.json').read_text())['train_batch_size'] == 2
