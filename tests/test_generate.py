@@ -220,6 +220,10 @@ def test_generate_file_and_cli(gpt2, products, tmp_path):
     assert main(args + ['--strict']) == 2
     assert main(args + ['--num-return-sequences', '2']) == 2   # greedy cannot give 2 candidates: a clear error, not a traceback
     assert main(args[:4] + ['missing.csv'] + args[5:]) == 2
+    (tmp_path/'prepared').mkdir(); write_jsonl(tmp_path/'prepared'/'validation.jsonl', [p.to_dict() for p in products[:2]])
+    assert main(args[:4] + [str(tmp_path/'prepared'), '--split', 'validation'] + args[5:]) == 0   # a prepared dataset folder
+    assert [r['id'] for r in read_jsonl(tmp_path/'cli.jsonl')] == [p.id for p in products[:2]]
+    assert main(args[:4] + [str(tmp_path/'prepared')] + args[5:]) == 2   # no test.jsonl there
 
 def test_prefix_tuning_batched_equals_one_at_a_time(products):
     "peft's prompt-learning adapters lose the padding mask in batched generation; generate batches them without padding."
