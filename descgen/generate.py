@@ -409,7 +409,8 @@ def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=
     problems.sort(key=lambda pr: (pr['line'] is None, pr['line'] or 0))
     summary = {'model': str(model_dir) if model_dir is not None else None, 'input': str(input_path), 'output': str(output_path),
                'decoding': decoding, 'batch_size': batch_size, 'seed': seed, 'fmt': fmt, 'delex': delex, 'reranker': rr_name, 'limit': limit,
-               'rows_read': n_read, 'generated': len(rows), 'skipped': len(problems),
+               'inputs_read': n_read,  # products (an E2E MR's rows count once) plus unusable rows
+               'generated': len(rows), 'skipped': len(problems),
                'skipped_reasons': dict(Counter(pr['reason'] for pr in problems).most_common()), 'problems': problems,
                'generation_seconds': round(gen_s, 3), 'sequences_per_second': round(len(rows) * num_return_sequences / max(gen_s, 1e-9), 2),
                'wall_seconds': round(time.time() - t0, 3), 'device': str(_device(model)), 'env': env_info()}
@@ -463,8 +464,8 @@ def generate_cli(argv:list[str]|None=None) -> int:
     print(f"wrote {s['generated']} predictions to {s['output']} ({s['sequences_per_second']} sequences/s; "
           f"summary in {Path(s['output']).stem}.meta.json)")
     if s['skipped']:
-        print(f"{s['skipped']} of {s['rows_read']} input rows could not be used:", file=sys.stderr)
+        print(f"{s['skipped']} of {s['inputs_read']} inputs could not be used:", file=sys.stderr)
         for reason, n in s['skipped_reasons'].items(): print(f'  {n:>6}  {reason}', file=sys.stderr)
         for pr in s['problems'][:5]: print(f"  e.g. line {pr['line']} (id {pr['id']}): {pr['reason']}", file=sys.stderr)
-        if a.strict: raise DescgenError(f"--strict: {s['skipped']} input rows could not be used")
+        if a.strict: raise DescgenError(f"--strict: {s['skipped']} inputs could not be used")
     return 0

@@ -209,7 +209,7 @@ def test_generate_file_and_cli(gpt2, products, tmp_path):
     assert [r['candidates'] for r in out] == generate(model, tok, products[:5], num_beams=3, num_return_sequences=2, max_new_tokens=8)
     assert all(r['prediction'] == r['candidates'][0] and r['prompt'] == make_prompt(p) and r['references'] == p.references
                for r, p in zip(out, products))
-    assert (s['generated'], s['skipped'], s['rows_read']) == (5, 2, 7)
+    assert (s['generated'], s['skipped'], s['inputs_read']) == (5, 2, 7)
     meta = json.loads((tmp_path/'out'/'preds.meta.json').read_text())
     assert {pr['id'] for pr in meta['problems']} == {'bad', 'long'} and meta['decoding']['num_beams'] == 3
     # the command line, through the dispatcher; --strict makes skipped rows an error (exit 2)
