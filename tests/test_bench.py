@@ -128,9 +128,28 @@ def test_rss_helpers():
 def test_cli_gemm_quick_writes_results(tmp_path, capsys):
     assert bench_cli(['gemm', '--quick', '--out', str(tmp_path)]) == 0
     rec = json.loads((tmp_path/'gemm.json').read_text())
-    assert [r['n'] for r in rec['rows']] == [256, 512] and all(r['gflops_median'] > 0 for r in rec['rows'])
+    assert [r['n'] for r in rec['rows']][:2] == [256, 512] and all(r['gflops_median'] > 0 for r in rec['rows'])
+    assert all(r['n'] == 512 and r['threads'] == 1 for r in rec['rows'][2:])   # the one-thread row (when torch uses more)
     assert rec['command'] == f'descgen bench gemm --quick --out {tmp_path}'
     assert 'fp32 matrix multiply' in capsys.readouterr().out
+
+
+def test_cli_threads(tmp_path, capsys):
+    import torch
+    from descgen import bench
+    from descgen.core import DescgenError
+    import os
+    n0, omp = torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS')
+    try:
+        assert bench_cli(['gemm', '--quick', '--threads', '1', '--out', str(tmp_path)]) == 0
+        rec = json.loads((tmp_path/'gemm.json').read_text())
+        assert rec['torch_threads'] == 1 and rec['command'].endswith('--threads 1')
+        assert all(r['threads'] == 1 for r in rec['rows']) and len(rec['rows']) == 2
+        with pytest.raises(DescgenError): bench_cli(['gemm', '--threads', '0'])
+    finally:
+        bench.set_threads(None); torch.set_num_threads(n0)
+        if omp is None: os.environ.pop('OMP_NUM_THREADS', None)
+        else: os.environ['OMP_NUM_THREADS'] = omp
 
 
 def test_cli_rejects_unknown_benchmark(capsys):
