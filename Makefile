@@ -31,9 +31,14 @@ $(STAMP): settings.ini setup.py
 
 venv: $(STAMP)
 
-## The main job on the embedded default (synthetic catalog).
+## The main job on the embedded default: full fine-tuning vs LoRA on the synthetic
+## catalog, from a base model the kit pretrains itself; report in reports/demo/.
 demo: $(STAMP)
-	$(BIN)/descgen prepare --dataset synthetic --out reports/demo/data
+	$(BIN)/descgen sweep configs/demo.yaml --out reports/demo
+
+## Speed and memory benchmarks into reports/benchmarks/ (not part of `make test`).
+bench: $(STAMP)
+	$(BIN)/descgen bench all
 
 ## Every notebook (tiny sizes) under nbdev_test, then pytest; fails if nbdev_export
 ## or nbdev_clean would change a tracked file.
