@@ -462,7 +462,11 @@ def run_experiment(**params) -> dict:
         from descgen.data import synthetic_schema
         schema = synthetic_schema()
     else: schema = schema_from_products(load_split(data_dir, 'train') + test)
-    s = score(preds, [x.references for x in test], attributes=[x.attributes for x in test], schema=schema,
+    # delexicalised data: outputs come back relexicalised, so score against what was written
+    from descgen.data import original_references, relexicalize
+    refs = [original_references(x) for x in test]
+    attrs = [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in test]
+    s = score(preds, refs, attributes=attrs, schema=schema,
               lang=getattr(test[0], 'lang', 'en') if test else 'en')
     per = s.pop('per_example', [])
     from descgen.core import write_jsonl
@@ -479,8 +483,8 @@ def run_experiment(**params) -> dict:
            'checkpoint_mb': ckpt, 'gen_time_s': round(gen_s, 3),
            'gen_outputs_per_s': round(len(test) / gen_s, 2) if gen_s > 0 else None,
            'history': hist, 'train_record': {k: v for k, v in rec.items() if k != 'env'},
-           'samples': [{'id': x.id, 'attributes': [list(a) for a in x.attributes], 'reference': (x.references or [''])[0],
-                        'prediction': y} for x, y in list(zip(test, preds))[:p['n_samples']]]}
+           'samples': [{'id': x.id, 'attributes': [list(a) for a in xa], 'reference': (xr or [''])[0],
+                        'prediction': y} for x, xa, xr, y in list(zip(test, attrs, refs, preds))[:p['n_samples']]]}
     write_results(out, res, t0=t0)
     return json.loads((out/RESULTS).read_text(encoding='utf-8'))
 
