@@ -457,6 +457,20 @@ def _pretrain(corpus:dict, arch:str, size:str, h:dict, seed:int, dest:Path, name
 def _is_complete(d:Path) -> bool:
     return (d/'pretrain.json').exists() and (d/'model.safetensors').exists() and (d/'config.json').exists()
 
+def _build_into(final, cor, arch, size, h, seed, name, key, t0, progress):
+    "Pretrain into a temporary folder and rename it into place (readers never see half a model)."
+    tmp = final.parent/f'.tmp-{name}-{os.getpid()}'
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    try:
+        info = _pretrain(cor, arch, size, h, seed, tmp, name, progress=progress)
+        info['wall_time_s'] = round(time.time() - t0, 2)
+        from descgen.core import env_info
+        atomic_write_text(tmp/'README.md', _card(info))
+        atomic_write_json(tmp/'pretrain.json', {**info, 'cache_key': key, 'env': env_info()})
+        if final.exists(): shutil.rmtree(final)  # an incomplete leftover
+        os.replace(tmp, final)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
 def build_base(dataset:str|None=None, *, corpus:list|None=None, size:str='small', arch:str='gpt2', out=None, seed:int=0,
                progress:bool=True, **overrides) -> Path:
     "Pretrain (or reuse from the cache) a base model on descriptions; the path of a standard HF checkpoint folder."
@@ -470,19 +484,12 @@ def build_base(dataset:str|None=None, *, corpus:list|None=None, size:str='small'
                corpus=stable_hash({'train': cor['train'], 'heldout': cor['heldout']}, n=32))
     name = f'{arch}-{size}-{stable_hash(key)}'
     final = cache_root()/'models'/name
-    if not _is_complete(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent/f'.tmp-{name}-{os.getpid()}'
-        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-        try:
-            info = _pretrain(cor, arch, size, h, seed, tmp, name, progress=progress)
-            info['wall_time_s'] = round(time.time() - t0, 2)
-            from descgen.core import env_info
-            atomic_write_text(tmp/'README.md', _card(info))
-            atomic_write_json(tmp/'pretrain.json', {**info, 'cache_key': key, 'env': env_info()})
-            if final.exists(): shutil.rmtree(final)  # an incomplete leftover
-            os.replace(tmp, final)
-        finally: shutil.rmtree(tmp, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # parallel sweep workers asking for the same base: one trains, the others wait and reuse it
+    import fcntl
+    with open(final.parent/f'.{name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _is_complete(final): _build_into(final, cor, arch, size, h, seed, name, key, t0, progress)
     if out is None: return final
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()):

@@ -360,7 +360,7 @@ EXPERIMENT_DEFAULTS = dict(
     dataset='synthetic', data_options={}, delex=False, data_seed=0,
     base_model='kit:tiny', base_options={},
     method='lora', lora_r=8, lora_alpha=16, lora_dropout=0.05, target_modules=None, method_options={},
-    lr=None, epochs=1.0, max_steps=-1, batch_size=16, seed=0,
+    lr=None, epochs=1.0, max_steps=-1, batch_size=16, seed=0, threads=None,
     num_beams=1, max_new_tokens=64, no_repeat_ngram_size=0, gen_batch_size=32,
     eval_split='test', max_eval=200, n_samples=6, out_dir='runs/interactive')
 
@@ -417,6 +417,7 @@ def run_experiment(**params) -> dict:
     import descgen.data, descgen.models, descgen.generate, descgen.metrics
     if p['method'] not in ('none', 'base'): import descgen.train
     import_s = time.perf_counter() - t_imp
+    if p['threads']: torch.set_num_threads(int(p['threads']))  # e.g. 1 per run when a sweep runs --jobs 2 on 2 cores
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # no 'Loading weights' / 'Map' bars in the executed notebook
     import datasets; datasets.disable_progress_bars()
@@ -435,7 +436,7 @@ def run_experiment(**params) -> dict:
         trainable, total, ckpt = 0, count_parameters(model), 0.0
     else:
         from descgen.train import finetune, load_trained
-        cfg = dict(lr=p['lr'], epochs=p['epochs'], max_steps=p['max_steps'], batch_size=p['batch_size'], seed=p['seed'],
+        cfg = dict(lr=p['lr'], epochs=p['epochs'], max_steps=p['max_steps'], batch_size=p['batch_size'], seed=p['seed'], threads=p['threads'],
                    **({'lora_r': p['lora_r'], 'lora_alpha': p['lora_alpha'], 'lora_dropout': p['lora_dropout'],
                        'target_modules': p['target_modules']} if p['method'] in ('lora', 'adalora') else {}),
                    **(p['method_options'] or {}))
