@@ -37,8 +37,9 @@ demo: $(STAMP)
 	$(BIN)/descgen sweep configs/demo.yaml --out reports/demo
 
 ## Speed and memory benchmarks into reports/benchmarks/ (not part of `make test`).
+## On a busy machine: make bench BENCH_ARGS='--threads 1'
 bench: $(STAMP)
-	$(BIN)/descgen bench all
+	$(BIN)/descgen bench all $(BENCH_ARGS)
 
 ## Every notebook (tiny sizes) under nbdev_test, then pytest; fails if nbdev_export
 ## or nbdev_clean would change a tracked file.
