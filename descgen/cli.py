@@ -52,3 +52,6 @@ def main(argv:list[str]|None=None) -> int:
     except KeyboardInterrupt:
         print(f'descgen {cmd}: interrupted', file=sys.stderr); return 130
     return int(rc or 0)
+
+# %% ../nbs/10_cli.ipynb #f7adaab1
+if __name__ == '__main__' and 'get_ipython' not in globals(): sys.exit(main())

@@ -1,7 +1,8 @@
 import subprocess, sys
 
-def run(*args):
-    return subprocess.run([sys.executable, '-m', 'descgen.cli', *args], capture_output=True, text=True, timeout=120)
+def test_python_dash_m_runs_the_cli():
+    r = subprocess.run([sys.executable, '-m', 'descgen.cli', '--help'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and 'prepare' in r.stdout
 
 def test_help_lists_commands():
     r = subprocess.run(['descgen', '--help'], capture_output=True, text=True, timeout=120)
