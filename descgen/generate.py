@@ -26,10 +26,16 @@ def _kind(model) -> str:
     from descgen.models import model_kind
     return model_kind(_base_model(model).config)
 
-def _unpadded_batches(model) -> bool:
-    "True for peft prompt-learning adapters (prefix/prompt tuning) on decoder-only models: they need batches without padding (see below)."
+def _prefix_tokens(model) -> int:
+    "Number of virtual tokens of a peft prefix-tuning adapter on a decoder-only model (0 for anything else)."
     cfg = getattr(model, 'active_peft_config', None)
-    return bool(getattr(cfg, 'is_prompt_learning', False)) and _kind(model) == 'causal'
+    if str(getattr(cfg, 'peft_type', '')).split('.')[-1] != 'PREFIX_TUNING' or _kind(model) != 'causal': return 0
+    return int(cfg.num_virtual_tokens)
+
+def _unpadded_batches(model) -> bool:
+    "True for peft prompt-learning adapters other than prefix tuning (prompt tuning, p-tuning) on decoder-only models: they need batches without padding (see below)."
+    cfg = getattr(model, 'active_peft_config', None)
+    return bool(getattr(cfg, 'is_prompt_learning', False)) and _kind(model) == 'causal' and not _prefix_tokens(model)
 
 def _device(model):
     return next(_base_model(model).parameters()).device
@@ -112,6 +118,17 @@ def _cut_at(ids:list[int], stops:Iterable[int]) -> list[int]:
 def _rng_devices(dev) -> dict:
     return dict(devices=[dev.index or 0], device_type=dev.type) if dev.type in ('cuda', 'xpu') else dict(devices=[])
 
+def _generate_with_prefix(model, ids, mask, g, nv:int):
+    "Prefix tuning: the base model's `generate` with the adapter's key/value prefix as a pre-filled cache (placeholder ids stand for its positions)."
+    import torch
+    bs, dev = ids.shape[0], _device(model)
+    copies = g.num_beams if (g.num_beams or 1) > 1 else (g.num_return_sequences or 1)   # rows per prompt inside generate
+    cache = model.get_prompt(batch_size=bs * copies)
+    ids = torch.cat([torch.full((bs, nv), g.pad_token_id, dtype=ids.dtype), ids], 1)
+    mask = torch.cat([torch.ones((bs, nv), dtype=mask.dtype), mask], 1)
+    res = model.get_base_model().generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache, generation_config=g)
+    return res[:, nv:]
+
 def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_size:int=32, seed:int=0,
                  progress:bool=False, names:Sequence[str]|None=None) -> list[list[list[int]]]:
     "For each encoded prompt, `gen_config.num_return_sequences` lists of new token ids (prompt stripped, cut at EOS)."
@@ -120,6 +137,8 @@ def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_si
     kind, dev = _kind(model), _device(model)
     eos, pad, n = _as_list(gen_config.eos_token_id), gen_config.pad_token_id, gen_config.num_return_sequences
     maxpos = _max_positions(model) if kind == 'causal' else None
+    nv = _prefix_tokens(model)
+    if maxpos is not None: maxpos -= nv   # the prefix takes the first positions
     out: list = [None] * len(encoded)
     was_training = model.training
     model.eval()
@@ -138,7 +157,8 @@ def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_si
                     warnings.warn(f'max_new_tokens={g.max_new_tokens} lowered to {room} for a batch: its longest prompt '
                                   f'({ids.shape[1]} tokens) leaves only that many of the model\'s {maxpos} positions')
                     g = copy.deepcopy(g); g.max_new_tokens = room
-                res = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g)
+                if nv: res = _generate_with_prefix(model, ids, mask, g, nv)
+                else: res = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g)
                 new = (res[:, ids.shape[1]:] if kind == 'causal' else res[:, 1:]).tolist()
                 for j, i in enumerate(batch): out[i] = [_cut_at(new[j*n + k], eos) for k in range(n)]
                 bar.update(len(batch))

@@ -11,11 +11,12 @@ from .core import DescgenError, atomic_write_text, env_info
 # %% auto #0
 __all__ = ['COLUMNS', 'QUALITY', 'EXACT', 'load_results', 'other_runs', 'results_frame', 'summary_table', 'fmt_num', 'fmt_cell',
            'display_table', 'md_table', 'plot_quality_vs_params', 'plot_loss_curves', 'samples_table', 'headline',
-           'build_report', 'report_cli']
+           'decoding_label', 'validation_table', 'anchors_table', 'build_report', 'report_cli']
 
 # %% ../nbs/08_report.ipynb #985790aa
 COLUMNS = [  # (column, keys tried in results.json: 'a.b' = results['a']['b'])
     ('BLEU',            ['metrics.bleu', 'metrics.BLEU', 'metrics.sacrebleu']),
+    ('NIST',            ['metrics.nist', 'metrics.NIST']),
     ('ROUGE-L',         ['metrics.rouge_l', 'metrics.rougeL', 'metrics.ROUGE_L', 'metrics.rouge-l']),
     ('CIDEr',           ['metrics.cider', 'metrics.CIDEr']),
     ('attr. coverage',  ['metrics.attribute_coverage', 'metrics.coverage', 'metrics.attr_coverage']),
@@ -215,6 +216,49 @@ def headline(summary, results) -> list[str]:
         out.append(f'**{setting}**: ' + '; '.join(parts))
     return out
 
+# %% ../nbs/08_report.ipynb #4030f4a6
+def decoding_label(d:dict) -> str:
+    "A short name of a decoding setting: 'greedy', 'beam 4', 'beam 8, rerank 8-best', plus length penalty and no-repeat n-gram."
+    nb = int(d.get('num_beams') or 1)
+    s = 'greedy' if nb == 1 else f'beam {nb}'
+    if (d.get('num_return_sequences') or 1) > 1 and d.get('reranker'): s += f", rerank {d['num_return_sequences']}-best"
+    if d.get('length_penalty', 1.0) not in (None, 1.0) and nb > 1: s += f", lp {d['length_penalty']}"
+    if d.get('no_repeat_ngram_size'): s += f", no-repeat {d['no_repeat_ngram_size']}"
+    return s
+
+def validation_table(results:list[dict], cols=('BLEU', 'NIST', 'ROUGE-L', 'attr. coverage', 'hallucination')):
+    "Mean ± sd over seeds of each (setting, validation decoding); None when no run scored decodings on validation."
+    import pandas as pd
+    keys = dict(COLUMNS)
+    rows = []
+    for r in results:
+        for v in r.get('validation') or []:
+            row = {'setting': r['setting'], 'decoding': decoding_label(v.get('decoding') or {}), 'chosen': int(bool(v.get('chosen')))}
+            for c in cols:
+                x = next((_get(v, k) for k in keys[c] if _get(v, k) is not None), None)
+                row[c] = float(x) if isinstance(x, (int, float)) else None
+            rows.append(row)
+    if not rows: return None
+    df = pd.DataFrame(rows)
+    g = df.groupby(['setting', 'decoding'], sort=False)
+    mean, sd, n, ch = g[list(cols)].mean(), g[list(cols)].std(ddof=1), g.size(), g['chosen'].sum()
+    out = pd.DataFrame({'setting': [a for a, _ in mean.index], 'decoding': [b for _, b in mean.index], 'n': list(n)})
+    if ch.sum(): out['used for test'] = [f'{c} of {k}' for c, k in zip(ch, n)]   # runs with select_decoding
+    for c in cols: out[c] = [fmt_cell(m, s, c) for m, s in zip(mean[c], sd[c])]
+    return out
+
+def anchors_table(summary, anchors:list[dict]):
+    "Each setting's mean test BLEU (± sd) and its gap to every published anchor (`{name, bleu}`)."
+    import pandas as pd
+    rows = []
+    for setting, r in summary.iterrows():
+        m, sd = r[('BLEU', 'mean')], r[('BLEU', 'sd')]
+        row = {'setting': setting, 'BLEU': fmt_cell(m, sd, 'BLEU')}
+        for a in anchors:
+            row[f"vs {a['name']} ({a['bleu']})"] = '–' if m is None or math.isnan(m) else f"{m - float(a['bleu']):+.1f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
 # %% ../nbs/08_report.ipynb #4ace7f03
 def _png_b64(path) -> str: return base64.b64encode(Path(path).read_bytes()).decode()
 
@@ -250,6 +294,10 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
         l = plot_loss_curves(results, sweep_dir/'loss_curves.png')
         if l: plots.append(('Training (solid) and validation (dashed) loss', l)); paths['loss_png'] = l
     samples = samples_table(results, n_samples) if results else None
+    vtab = validation_table(results) if results else None
+    anchors = (meta.get('config') or {}).get('anchors') or []
+    atab = anchors_table(summ, anchors) if summ is not None and anchors else None
+    anote = '; '.join(f"**{a['name']}** {a['bleu']} BLEU: {a.get('note', '')}".rstrip(': ') for a in anchors)
     env = _env_lines(results, meta)
     cmd = meta.get('command') or f'descgen sweep CONFIG --out {sweep_dir}'
     cwd = meta.get('cwd')
@@ -267,6 +315,10 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
     heads = headline(summ, results) if summ is not None else []
     if heads: md += ['## Headline', ''] + [f'- {h}' for h in heads] + ['']
     if table is not None: md += ['## Results per setting', '', md_table(table), '']
+    if atab is not None: md += ['## Against published results (test BLEU)', '', anote + '.', '', md_table(atab), '']
+    if vtab is not None: md += ['## Decoding settings scored on the validation split', '',
+                                'Mean ± sd over seeds; `used for test`: in how many runs the test scores above come from that decoding (`select_decoding`).', '',
+                                md_table(vtab), '']
     for cap, p in plots: md += [f'## {cap}', '', f'![{cap}]({Path(p).name})', '']
     if samples is not None: md += ['## Sample outputs (test split)', '', md_table(samples, align='l'), '']
     if failures:
@@ -285,6 +337,11 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
          f'<h1>{e(title)}</h1><p>{e(intro)}</p>']
     if heads: h += ['<h2>Headline</h2><ul>'] + ['<li>' + re.sub(r'\*\*(.+?)\*\*', r'<b>\1</b>', e(x)) + '</li>' for x in heads] + ['</ul>']
     if table is not None: h += ['<h2>Results per setting</h2>', table.to_html(index=False, escape=True, border=0)]
+    if atab is not None: h += ['<h2>Against published results (test BLEU)</h2>', '<p>' + re.sub(r'[*][*](.+?)[*][*]', r'<b>\1</b>', e(anote)) + '.</p>',
+                               atab.to_html(index=False, escape=True, border=0)]
+    if vtab is not None: h += ['<h2>Decoding settings scored on the validation split</h2>',
+                               '<p>Mean ± sd over seeds; <code>used for test</code>: in how many runs the test scores above come from that decoding (<code>select_decoding</code>).</p>',
+                               vtab.to_html(index=False, escape=True, border=0)]
     for cap, p in plots: h += [f'<h2>{e(cap)}</h2>', f'<img alt="{e(cap)}" src="data:image/png;base64,{_png_b64(p)}">']
     if samples is not None: h += ['<h2>Sample outputs (test split)</h2>', samples.to_html(index=False, escape=True, border=0, classes='samples')]
     if failures:

@@ -10,13 +10,13 @@ from .core import (DescgenError, atomic_write_json, canonical_json, stable_hash,
                           env_info, git_commit, peak_memory_mb)
 
 # %% auto #0
-__all__ = ['CONFIG_KEYS', 'RESULTS', 'FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'EXPERIMENT_DEFAULTS', 'load_config', 'expand_runs',
-           'IPCKernelManager', 'execute_run', 'resolve_notebook', 'check_parameters', 'run_status', 'run_sweep',
-           'summarize', 'format_summary', 'sweep_cli', 'write_results', 'run_experiment', 'plot_history',
-           'samples_frame', 'headline']
+__all__ = ['CONFIG_KEYS', 'RESULTS', 'FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'EXPERIMENT_DEFAULTS', 'DECODING_KEYS',
+           'load_config', 'expand_runs', 'IPCKernelManager', 'execute_run', 'resolve_notebook', 'check_parameters',
+           'run_status', 'run_sweep', 'summarize', 'format_summary', 'sweep_cli', 'write_results', 'decode_and_score',
+           'run_experiment', 'plot_history', 'samples_frame', 'headline']
 
 # %% ../nbs/07_sweep.ipynb #8b0eb105
-CONFIG_KEYS = {'name', 'notebook', 'base', 'grid', 'runs', 'seeds', 'jobs', 'timeout', 'kernel', 'description'}
+CONFIG_KEYS = {'name', 'notebook', 'base', 'grid', 'runs', 'seeds', 'jobs', 'timeout', 'kernel', 'description', 'anchors'}
 
 def load_config(path:Path|str) -> dict:
     "Read and check a sweep config (YAML); errors name the file and the key."
@@ -361,8 +361,10 @@ EXPERIMENT_DEFAULTS = dict(
     base_model='kit:tiny', base_options={},
     method='lora', lora_r=8, lora_alpha=16, lora_dropout=0.05, target_modules=None, method_options={},
     lr=None, epochs=1.0, max_steps=-1, batch_size=16, seed=0, threads=None,
-    num_beams=1, max_new_tokens=64, no_repeat_ngram_size=0, gen_batch_size=32,
-    eval_split='test', max_eval=200, n_samples=6, out_dir='runs/interactive')
+    num_beams=1, max_new_tokens=64, no_repeat_ngram_size=0, length_penalty=1.0, num_return_sequences=1, reranker=None,
+    gen_batch_size=32, eval_split='test', max_eval=200, validation_decodings=[], select_decoding=None, n_samples=6,
+    out_dir='runs/interactive')
+DECODING_KEYS = ('num_beams', 'max_new_tokens', 'no_repeat_ngram_size', 'length_penalty', 'num_return_sequences', 'reranker')
 
 def _dir_mb(path:Path, patterns=('*.safetensors', '*.bin')) -> float:
     files = {f for pat in patterns for f in Path(path).rglob(pat) if 'checkpoint-' not in str(f.relative_to(path))}
@@ -402,6 +404,29 @@ def _pick(d:dict, *keys, default=None):
         if v is not None: return v
     return default
 
+# %% ../nbs/07_sweep.ipynb #32578895
+def decode_and_score(model, tok, items:list, decoding:dict, *, schema=None, batch_size:int=32, seed:int=0):
+    "(predictions, aggregate metrics, per-example rows, generation seconds) of `items` decoded with `decoding` (keys of `DECODING_KEYS`)."
+    from descgen.generate import generate, attribute_reranker
+    from descgen.metrics import score
+    from descgen.data import original_references, relexicalize
+    d = dict(decoding)
+    rr = d.pop('reranker', None)
+    if rr not in (None, 'attributes'): raise DescgenError(f"reranker must be None or 'attributes', got {rr!r}")
+    if rr and d.get('num_return_sequences', 1) < 2: raise DescgenError('reranker needs num_return_sequences > 1')
+    if not rr and d.get('num_return_sequences', 1) > 1: raise DescgenError("num_return_sequences > 1 needs reranker: 'attributes' (one description per product)")
+    if d.get('num_return_sequences', 1) > max(1, d.get('num_beams', 1)):
+        raise DescgenError(f"num_return_sequences ({d['num_return_sequences']}) cannot exceed num_beams ({d.get('num_beams', 1)})")
+    t = time.perf_counter()
+    preds = generate(model, tok, items, batch_size=batch_size, seed=seed,
+                     reranker=attribute_reranker(schema) if rr else None, **d)
+    gen_s = time.perf_counter() - t
+    refs = [original_references(x) for x in items]
+    attrs = [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in items]
+    s = score(preds, refs, attributes=attrs, schema=schema, lang=getattr(items[0], 'lang', 'en') if items else 'en')
+    per = s.pop('per_example', [])
+    return preds, s, per, gen_s
+
 # %% ../nbs/07_sweep.ipynb #76e376f9
 def run_experiment(**params) -> dict:
     "Prepare -> (build base) -> fine-tune -> generate on the eval split -> score -> `results.json`; returns the results."
@@ -438,9 +463,10 @@ def run_experiment(**params) -> dict:
         from descgen.train import finetune, load_trained
         cfg = dict(lr=p['lr'], epochs=p['epochs'], max_steps=p['max_steps'], batch_size=p['batch_size'], seed=p['seed'], threads=p['threads'],
                    **({'lora_r': p['lora_r'], 'lora_alpha': p['lora_alpha'], 'lora_dropout': p['lora_dropout'],
-                       'target_modules': p['target_modules']} if p['method'] in ('lora', 'adalora') else {}),
-                   **(p['method_options'] or {}))
-        cfg = {k: v for k, v in cfg.items() if v is not None}
+                       'target_modules': p['target_modules']} if p['method'] in ('lora', 'adalora') else {}))
+        # None in a top-level parameter means "the method's default"; in method_options it is a value
+        # (e.g. early_stopping_patience: null = never stop early), so it is passed on as written
+        cfg = {**{k: v for k, v in cfg.items() if v is not None}, **(p['method_options'] or {})}
         t_train = time.perf_counter()
         run_dir = finetune(data_dir, base, method=p['method'], out=out/'train', progress=False, **cfg)
         train_s = time.perf_counter() - t_train
@@ -451,31 +477,41 @@ def run_experiment(**params) -> dict:
         if trainable is None: trainable = count_parameters(model, trainable_only=True)
         ckpt = round(rec['model_bytes'] / 2**20, 3) if rec.get('model_bytes') else _dir_mb(run_dir/'model')
     model.eval()
-    from descgen.generate import generate
-    from descgen.metrics import score, schema_from_products
-    test = load_split(data_dir, p['eval_split'])
-    if p['max_eval']: test = test[:int(p['max_eval'])]
-    t_gen = time.perf_counter()
-    preds = generate(model, tok, test, num_beams=p['num_beams'], max_new_tokens=p['max_new_tokens'],
-                     no_repeat_ngram_size=p['no_repeat_ngram_size'], batch_size=p['gen_batch_size'], seed=p['seed'])
-    gen_s = time.perf_counter() - t_gen
+    from descgen.metrics import schema_from_products
     if p['dataset'] == 'synthetic':
         from descgen.data import synthetic_schema
         schema = synthetic_schema()
-    else: schema = schema_from_products(load_split(data_dir, 'train') + test)
-    # delexicalised data: outputs come back relexicalised, so score against what was written
+    else: schema = schema_from_products(load_split(data_dir, 'train') + load_split(data_dir, p['eval_split']))
+    test = load_split(data_dir, p['eval_split'])
+    if p['max_eval']: test = test[:int(p['max_eval'])]
+    dec = {k: p[k] for k in DECODING_KEYS}
+    validation = []
+    if p['validation_decodings']:
+        val = load_split(data_dir, 'validation')
+        if p['max_eval']: val = val[:int(p['max_eval'])]
+        for d in p['validation_decodings']:
+            bad = sorted(set(d) - set(DECODING_KEYS))
+            if bad: raise DescgenError(f'validation_decodings: unknown decoding setting(s) {bad}; known: {list(DECODING_KEYS)}')
+            vd = {**dec, **d}
+            _, vs, _, vt = decode_and_score(model, tok, val, vd, schema=schema, batch_size=p['gen_batch_size'], seed=p['seed'])
+            validation.append({'decoding': vd, 'n': len(val), 'gen_time_s': round(vt, 3), 'metrics': vs})
+    if p['select_decoding']:
+        if not validation: raise DescgenError('select_decoding needs validation_decodings to choose from')
+        key = p['select_decoding']
+        if validation[0]['metrics'].get(key) is None: raise DescgenError(f'select_decoding: no validation metric {key!r}')
+        best = max(range(len(validation)), key=lambda i: (validation[i]['metrics'][key], -i))   # ties: the first listed
+        dec = dict(validation[best]['decoding'])
+        for i, v in enumerate(validation): v['chosen'] = i == best
+    preds, s, per, gen_s = decode_and_score(model, tok, test, dec, schema=schema, batch_size=p['gen_batch_size'], seed=p['seed'])
     from descgen.data import original_references, relexicalize
     refs = [original_references(x) for x in test]
     attrs = [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in test]
-    s = score(preds, refs, attributes=attrs, schema=schema,
-              lang=getattr(test[0], 'lang', 'en') if test else 'en')
-    per = s.pop('per_example', [])
     from descgen.core import write_jsonl
     write_jsonl(out/'predictions.jsonl', ({'id': x.id, 'prediction': y, **{k: v for k, v in r.items() if k != 'prediction'}}
                                           for x, y, r in zip(test, preds, per)))
     mem = peak_memory_mb()
     res = {'params': p, 'data_dir': str(data_dir), 'base_model': base, 'base_build_s': round(base_s, 2), 'import_s': round(import_s, 3),
-           'metrics': s, 'n_eval': len(test),
+           'metrics': s, 'n_eval': len(test), 'decoding': dec, 'validation': validation,
            'trainable_params': int(trainable), 'total_params': int(total),
            'trainable_pct': round(100.0 * trainable / total, 4) if total else None,
            'train_time_s': round(_pick(rec, 'train_time_s', 'train_runtime', default=train_s), 3),

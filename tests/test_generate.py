@@ -225,17 +225,39 @@ def test_generate_file_and_cli(gpt2, products, tmp_path):
     assert [r['id'] for r in read_jsonl(tmp_path/'cli.jsonl')] == [p.id for p in products[:2]]
     assert main(args[:4] + [str(tmp_path/'prepared')] + args[5:]) == 2   # no test.jsonl there
 
-def test_prefix_tuning_batched_equals_one_at_a_time(products):
-    "peft's prompt-learning adapters lose the padding mask in batched generation; generate batches them without padding."
+def _greedy_by_forward(model, tok, prompt_ids, n):
+    "Greedy decoding with the model's own forward pass (the training path), no cache, no generate."
+    ids, out = torch.tensor([prompt_ids]), []
+    with torch.no_grad():
+        for _ in range(n):
+            t = int(model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1].argmax())
+            if t == tok.eos_token_id: break
+            out.append(t); ids = torch.cat([ids, torch.tensor([[t]])], 1)
+    return out
+
+def test_prefix_tuning_generates_what_the_adapter_was_trained_on(products):
+    """Prefix tuning: batched generation (with padding) equals greedy decoding with the adapter's forward pass.
+    PeftModel.generate with transformers 5 drops the first num_virtual_tokens prompt tokens; generate_ids avoids it."""
     from peft import PrefixTuningConfig, get_peft_model
+    from descgen.generate import encode_prompts, generation_config, generate_ids
+    from descgen.data import make_prompt
     model, tok = _tiny('gpt2')
     torch.manual_seed(0)
     pm = get_peft_model(model, PrefixTuningConfig(task_type='CAUSAL_LM', num_virtual_tokens=8))
     with torch.no_grad():
         for p in pm.prompt_encoder.parameters(): p.normal_(0, 1.0)   # a prefix that changes the output
+    pm.eval()
+    enc = encode_prompts(tok, [make_prompt(p) for p in products[:6]], 'causal')
+    assert len(set(map(len, enc))) > 1   # prompts of different lengths: the batch is padded
+    g = generation_config(max_new_tokens=10, eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id)
+    got = generate_ids(pm, enc, g, batch_size=6)
+    assert [x[0] for x in got] == [_greedy_by_forward(pm, tok, e, 10) for e in enc]
     batched = generate(pm, tok, products[:12], max_new_tokens=12, batch_size=6)
     assert batched == [generate(pm, tok, [p], max_new_tokens=12)[0] for p in products[:12]]
     assert batched != generate(pm.get_base_model(), tok, products[:12], max_new_tokens=12)
+    # beam search and several samples per product run too (the prefix cache is copied per beam / sample)
+    assert len(generate(pm, tok, products[:3], num_beams=3, num_return_sequences=2, max_new_tokens=6)[0]) == 2
+    assert len(generate(pm, tok, products[:3], do_sample=True, num_return_sequences=3, max_new_tokens=6)[0]) == 3
 
 def test_generate_file_delexicalises_like_the_training_data(gpt2, products, tmp_path):
     model, tok = gpt2
