@@ -539,46 +539,71 @@ def bench_lora(quick:bool=False, out_dir=None, shapes=None, steps:int|None=None,
                            command=command_line('lora', quick, out_dir), extra=extra, out_dir=out_dir)
 
 # %% ../nbs/09_bench.ipynb #e1f2fb7d
-def bench_generate(quick:bool=False, out_dir=None, size:str|None=None, n:int|None=None, batch_size:int=32,
-                   max_new_tokens:int|None=None, beams=(1, 4), time_budget_s:float|None=45) -> Path:
-    "Benchmark `generate`: sequences/s with batches of `batch_size` vs one at a time, greedy and beam search."
+def _generation_flops(info:dict, prompt_tokens:float, new_tokens:int, beams:int) -> float:
+    "Forward FLOPs to decode one sequence: 2 x non-embedding params per processed token (prompt + new, per beam) + the LM head per new token."
+    body = 2 * info['body_params'] * (prompt_tokens + new_tokens) * beams
+    head = 2 * info['d_model'] * info['vocab'] * new_tokens * beams
+    return body + head
+
+def bench_generate(quick:bool=False, out_dir=None, sizes=None, n:int|None=None, batch_size:int=32,
+                   max_new_tokens:int|None=None, beams=(1, 4), time_budget_s:float|None=45, size:str|None=None) -> Path:
+    "Benchmark `generate`: sequences/s with batches of `batch_size` vs one at a time, greedy and beam search, per model size."
     from descgen.data import prepare, load_split, make_prompt
     from descgen.generate import encode_prompts, generation_config, generate_ids
-    size = size or ('tiny' if quick else 'small')
+    sizes = [size] if size else list(sizes or (['tiny'] if quick else ['tiny', 'small']))
     n = n or (4 if quick else 32)
     max_new_tokens = max_new_tokens or (6 if quick else 48)
-    load0 = machine_load()
-    model, tok, info = bench_base(size, pretrained=(not quick) and cached_base(size) is not None)
-    model.eval()
+    load0, g0 = machine_load(), gemm_gflops(512 if quick else 2048, repeats=3 if quick else 5)
     prods = load_split(prepare('synthetic'), 'test')[:n]
-    enc = encode_prompts(tok, [make_prompt(p) for p in prods], 'causal')
-    rows = []
-    for nb in beams:
-        g = generation_config(num_beams=nb, max_new_tokens=max_new_tokens, eos_token_id=[tok.eos_token_id],
-                              pad_token_id=tok.pad_token_id)
-        g.min_new_tokens = max_new_tokens   # same work whatever the weights: every sequence writes max_new_tokens tokens
-        generate_ids(model, enc[:2], g, batch_size=batch_size)   # warm-up
-        t = time.perf_counter(); ob = generate_ids(model, enc, g, batch_size=batch_size); tb = time.perf_counter() - t
-        generate_ids(model, enc[:1], g, batch_size=1)   # warm-up
-        o1, t = [], time.perf_counter()
-        for e in enc:   # one at a time, until the time budget is spent (every sequence does the same work)
-            o1 += generate_ids(model, [e], g, batch_size=1)
-            if time_budget_s and time.perf_counter() - t > time_budget_s and len(o1) >= 4: break
-        t1 = time.perf_counter() - t
-        rows.append({'decoding': 'greedy' if nb == 1 else f'beam {nb}', 'sequences': len(prods), 'batch_size': batch_size,
-                     'new_tokens': max_new_tokens, 'mean_prompt_tokens': sum(map(len, enc)) / len(enc),
-                     'batched_seq_per_s': len(prods) / tb, 'one_at_a_time_sequences': len(o1), 'one_at_a_time_seq_per_s': len(o1) / t1,
-                     'speedup': (t1 / len(o1)) / (tb / len(prods)),
-                     'generated_tokens_per_s_batched': sum(len(x[0]) for x in ob) / tb,
-                     'same_outputs': sum(a == b for a, b in zip(ob, o1)) / len(o1)})
-    goals = [_goal(f"{r['decoding']}: batched ({batch_size}) vs one at a time", '>= 8x', round(r['speedup'], 2), r['speedup'] >= 8) for r in rows]
-    note = (f"GPT-2 `{size}` ({info['params']:,} parameters, {info['weights']}), {len(prods)} synthetic test products "
-            f"(mean prompt {rows[0]['mean_prompt_tokens']:.0f} tokens), exactly {max_new_tokens} new tokens per sequence, "
-            "`descgen.generate.generate_ids` (KV cache, left padding, length-sorted batches). One at a time: the first "
-            f"`one_at_a_time_sequences` products (all, or as many as fit in {time_budget_s} s). `same_outputs`: fraction of those "
-            "whose batched token ids equal the one-at-a-time ones.")
-    extra = {'load_before': load0, 'quick': quick, 'model': info, 'goals': goals}
-    return write_benchmark('generate', rows, title='Generation: batched vs one at a time', note=note,
+    rows, infos = [], {}
+    for sz in sizes:
+        model, tok, info = bench_base(sz, pretrained=(not quick) and cached_base(sz) is not None)
+        model.eval()
+        c = model.config
+        info['body_params'] = info['params'] - c.vocab_size * c.n_embd - c.n_positions * c.n_embd
+        infos[sz] = info
+        enc = encode_prompts(tok, [make_prompt(p) for p in prods], 'causal')
+        for nb in beams:
+            g = generation_config(num_beams=nb, max_new_tokens=max_new_tokens, eos_token_id=[tok.eos_token_id],
+                                  pad_token_id=tok.pad_token_id)
+            g.min_new_tokens = max_new_tokens   # same work whatever the weights: every sequence writes max_new_tokens tokens
+            generate_ids(model, enc[:2], g, batch_size=batch_size)   # warm-up
+            t = time.perf_counter(); ob = generate_ids(model, enc, g, batch_size=batch_size); tb = time.perf_counter() - t
+            generate_ids(model, enc[:1], g, batch_size=1)   # warm-up
+            o1, t = [], time.perf_counter()
+            for e in enc:   # one at a time, until the time budget is spent (every sequence does the same work)
+                o1 += generate_ids(model, [e], g, batch_size=1)
+                if time_budget_s and time.perf_counter() - t > time_budget_s and len(o1) >= 4: break
+            t1 = time.perf_counter() - t
+            mp = sum(map(len, enc)) / len(enc)
+            rows.append({'size': sz, 'params': info['params'], 'decoding': 'greedy' if nb == 1 else f'beam {nb}',
+                         'sequences': len(prods), 'batch_size': batch_size, 'new_tokens': max_new_tokens, 'mean_prompt_tokens': mp,
+                         'batched_seq_per_s': len(prods) / tb, 'one_at_a_time_sequences': len(o1), 'one_at_a_time_seq_per_s': len(o1) / t1,
+                         'speedup': (t1 / len(o1)) / (tb / len(prods)),
+                         'generated_tokens_per_s_batched': sum(len(x[0]) for x in ob) / tb,
+                         'flops_per_seq': _generation_flops(info, mp, max_new_tokens, nb),
+                         'same_outputs': sum(a == b for a, b in zip(ob, o1)) / len(o1), '_t1': t1 / len(o1)})
+    g1 = gemm_gflops(512 if quick else 2048, repeats=3 if quick else 5)
+    ref = max(g0['gflops_median'], g1['gflops_median'])
+    for r in rows:
+        r['batched_gflops'] = r['flops_per_seq'] * r['batched_seq_per_s'] / 1e9
+        r['gemm_frac'] = r['batched_gflops'] / ref
+        r['ceiling_speedup'] = r.pop('_t1') / (r['flops_per_seq'] / (ref * 1e9))
+    goals = [_goal(f"{r['size']}, {r['decoding']}: batched ({batch_size}) vs one at a time", '>= 8x', round(r['speedup'], 2),
+                   r['speedup'] >= 8) for r in rows]
+    mtxt = '; '.join(f"`{k}` {v['params']:,} parameters ({v['body_params']:,} outside the embeddings), {v['weights']}" for k, v in infos.items())
+    note = (f"GPT-2 {mtxt}. {len(prods)} synthetic test products (mean prompt {rows[0]['mean_prompt_tokens']:.0f} tokens), exactly "
+            f"{max_new_tokens} new tokens per sequence, `descgen.generate.generate_ids` (KV cache, left padding, length-sorted "
+            f"batches). One at a time: the first `one_at_a_time_sequences` products (all, or as many as fit in {time_budget_s} s). "
+            "`same_outputs`: fraction of those whose batched token ids equal the one-at-a-time ones. `batched_gflops`: forward "
+            f"FLOPs per sequence (`flops_per_seq`) x batched sequences/s; `gemm_frac`: that over the fp32 GEMM median {ref:.1f} "
+            f"GFLOP/s of the same run (before {g0['gflops_median']:.1f}, after {g1['gflops_median']:.1f}); `ceiling_speedup`: the "
+            "speed-up if the batched run reached the GEMM rate (one-at-a-time time per sequence / its FLOPs at that rate).")
+    extra = {'load_before': load0, 'quick': quick, 'models': infos, 'goals': goals, 'gemm_before': g0, 'gemm_after': g1,
+             'gemm_reference_gflops': ref}
+    cols = ['size', 'decoding', 'batch_size', 'new_tokens', 'mean_prompt_tokens', 'batched_seq_per_s', 'one_at_a_time_seq_per_s',
+            'speedup', 'batched_gflops', 'gemm_frac', 'ceiling_speedup', 'same_outputs']
+    return write_benchmark('generate', rows, title='Generation: batched vs one at a time', note=note, cols=cols,
                            command=command_line('generate', quick, out_dir), extra=extra, out_dir=out_dir)
 
 # %% ../nbs/09_bench.ipynb #5620bbe3

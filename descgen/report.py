@@ -301,7 +301,9 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
     env = _env_lines(results, meta)
     cmd = meta.get('command') or f'descgen sweep CONFIG --out {sweep_dir}'
     cwd = meta.get('cwd')
-    rerun = (f'cd {shlex.quote(cwd)} && ' if cwd else '') + cmd
+    # a sweep started from the repository root reruns from any clone's root; elsewhere, from the folder it ran in
+    at_root = bool(cwd) and (Path(cwd)/'settings.ini').exists() and (Path(cwd)/'nbs').is_dir()
+    rerun = ('# from the repository root\n' if at_root else f'cd {shlex.quote(cwd)} && ' if cwd else '') + cmd
     intro = (f"{len(results)} finished run(s)" + (f", {len(failures)} failed" if failures else '') +
              (f" of {len(meta.get('runs', []))}" if meta.get('runs') else '') + f"; notebook `{meta.get('notebook', '?')}`. "
              "Table: mean ± sd over seeds (sample sd); every number is read from the runs' results.json.")
