@@ -315,6 +315,9 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
     if desc: intro = f'{desc}. {intro}'
     md = [f'# {title}', '', intro, '']
     heads = headline(summ, results) if summ is not None else []
+    rf = next((r['reference_faithfulness'] for r in results if r.get('reference_faithfulness')), None)
+    if rf: heads.append(f"**human references** (first per product, same test products): attr. coverage {fmt_num(rf['attr_coverage'])}, "
+                        f"hallucination {fmt_num(rf['hallucination_rate'])}: the level of the data itself on these two measures")
     if heads: md += ['## Headline', ''] + [f'- {h}' for h in heads] + ['']
     if table is not None: md += ['## Results per setting', '', md_table(table), '']
     if atab is not None: md += ['## Against published results (test BLEU)', '', anote + '.', '', md_table(atab), '']

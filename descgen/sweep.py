@@ -506,12 +506,16 @@ def run_experiment(**params) -> dict:
     from descgen.data import original_references, relexicalize
     refs = [original_references(x) for x in test]
     attrs = [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in test]
+    # the same faithfulness measures on the human references: how far the data itself is from "every value, nothing else"
+    from descgen.metrics import faithfulness
+    rf = faithfulness([(r or [''])[0] for r in refs], attrs, schema)
+    ref_faith = {k: rf[k] for k in ('attr_coverage', 'hallucination_rate', 'hallucinations_per_output', 'contradiction_rate')}
     from descgen.core import write_jsonl
     write_jsonl(out/'predictions.jsonl', ({'id': x.id, 'prediction': y, **{k: v for k, v in r.items() if k != 'prediction'}}
                                           for x, y, r in zip(test, preds, per)))
     mem = peak_memory_mb()
     res = {'params': p, 'data_dir': str(data_dir), 'base_model': base, 'base_build_s': round(base_s, 2), 'import_s': round(import_s, 3),
-           'metrics': s, 'n_eval': len(test), 'decoding': dec, 'validation': validation,
+           'metrics': s, 'n_eval': len(test), 'decoding': dec, 'validation': validation, 'reference_faithfulness': ref_faith,
            'trainable_params': int(trainable), 'total_params': int(total),
            'trainable_pct': round(100.0 * trainable / total, 4) if total else None,
            'train_time_s': round(_pick(rec, 'train_time_s', 'train_runtime', default=train_s), 3),

@@ -143,6 +143,8 @@ def test_run_experiment_chooses_the_decoding_on_validation(tmp_path):
     assert r['n_eval'] == 5 and r['trainable_params'] == r['total_params'] > 0
     assert r['train_record']['steps'] == 6 and r['train_record']['early_stopped'] is False
     assert len((tmp_path/'run'/'predictions.jsonl').read_text().splitlines()) == 5
+    # the synthetic references state every attribute value and nothing else
+    assert r['reference_faithfulness']['attr_coverage'] == 1.0 and r['reference_faithfulness']['hallucination_rate'] == 0.0
     with pytest.raises(DescgenError, match='select_decoding needs validation_decodings'):
         run_experiment(dataset='synthetic', data_options={'n': 240}, base_model='kit:tiny', base_options={'max_steps': 4},
                        method='none', max_eval=2, max_new_tokens=4, select_decoding='bleu', out_dir=str(tmp_path/'r2'))
