@@ -15,9 +15,9 @@ from .core import (DescgenError, data_root, cache_root, stable_hash, canonical_j
 __all__ = ['LINEAR_FORMATS', 'PROMPT_TEMPLATE', 'DELEX_KEYS', 'DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'RECIPES',
            'CLEAN_STEPS', 'BOILERPLATE', 'Product', 'synthetic_schema', 'synthetic_products', 'linearize',
            'make_prompt', 'delexicalize', 'original_references', 'relexicalize', 'CardLog', 'input_key',
-           'grouped_split', 'length_stats', 'recipe', 'prepare', 'load_split', 'load_card', 'tokenize_products',
-           'make_collator', 'camel_words', 'clean_text', 'parse_mr', 'parse_product_name', 'parse_attribute_string',
-           'load_mapping', 'token_length_stats', 'add_token_stats', 'prepare_cli']
+           'grouped_split', 'length_stats', 'unseen_input_values', 'recipe', 'prepare', 'load_split', 'load_card',
+           'tokenize_products', 'make_collator', 'camel_words', 'clean_text', 'parse_mr', 'parse_product_name',
+           'parse_attribute_string', 'load_mapping', 'token_length_stats', 'add_token_stats', 'prepare_cli']
 
 # %% ../nbs/01_data.ipynb #fd4e2f17
 @dataclass
@@ -392,8 +392,28 @@ def length_stats(products:list) -> dict:
             'attributes_per_product': _stats([len(p.attributes) for p in products]),
             'references_per_product': _stats([len(p.references) for p in products])}
 
+# %% ../nbs/01_data.ipynb #60e1baf9
+def unseen_input_values(splits:dict, ref:str='train', max_examples:int=5) -> dict:
+    "Per split (other than `ref`) and key: {products, values, examples} for input values never seen with that key in `ref`."
+    seen = {}
+    for p in splits.get(ref, []):
+        for k, v in p.attributes: seen.setdefault(k, set()).add(v)
+    out = {}
+    for sp, ps in splits.items():
+        if sp == ref: continue
+        per = {}
+        for p in ps:
+            for k in dict.fromkeys(k for k, v in p.attributes if v not in seen.get(k, ())):
+                d = per.setdefault(k, {'products': 0, 'values': set()})
+                d['products'] += 1
+                d['values'] |= {v for kk, v in p.attributes if kk == k and v not in seen.get(k, ())}
+        out[sp] = {k: {'products': d['products'], 'products_frac': round(d['products'] / len(ps), 4), 'values': len(d['values']),
+                       'examples': sorted(d['values'])[:max_examples]}
+                   for k, d in sorted(per.items(), key=lambda kv: -kv[1]['products'])}
+    return out
+
 # %% ../nbs/01_data.ipynb #500b64e8
-DATA_VERSION = 1
+DATA_VERSION = 2   # 2: data card lists input values unseen in training
 SPLITS = ('train', 'validation', 'test')
 DEFAULT_FRACTIONS = {'train': 0.8, 'validation': 0.1, 'test': 0.1}
 RECIPES = {}
@@ -443,6 +463,14 @@ def _card_markdown(card:dict) -> str:
             if not isinstance(d, dict): continue
             for m, s in d.items():
                 if isinstance(s, dict) and s.get('n'): L.append(f"| {sp} | {m} | {s['min']} | {s['mean']} | {s['p50']} | {s['p95']} | {s['max']} |")
+    un = card.get('unseen_input_values') or {}
+    if any(un.values()):
+        L += ['', '## Input values never seen in training', '',
+              'Values of an attribute in a split\'s inputs that no training input has for that key (products affected):', '',
+              '| split | key | products | share | distinct values | examples |', '| --- | --- | ---: | ---: | ---: | --- |']
+        for sp, d in un.items():
+            for k, x in d.items():
+                L.append(f"| {sp} | {k} | {x['products']:,} | {100 * x['products_frac']:.1f}% | {x['values']:,} | {', '.join(map(str, x['examples']))} |")
     ex = [s for s in card['steps'] if s['examples']]
     if ex:
         L += ['', '## Examples of each step', '']
@@ -520,6 +548,7 @@ def prepare(dataset:str='synthetic', out=None, *, seed:int=0, delex=False, fract
             'steps': log.to_list(), 'lengths': {k: length_stats(v) for k, v in splits.items()},
             'categories': dict(Counter(p.category for v in splits.values() for p in v).most_common()),
             'attribute_keys': dict(Counter(k for v in splits.values() for p in v for k, _ in p.attributes).most_common()),
+            'unseen_input_values': unseen_input_values(splits),
             **({'notes': res['notes']} if res.get('notes') else {})}
     if cached: out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.')) if cached else out
