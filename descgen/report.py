@@ -9,9 +9,10 @@ from pathlib import Path
 from .core import DescgenError, atomic_write_text, env_info
 
 # %% auto #0
-__all__ = ['COLUMNS', 'QUALITY', 'EXACT', 'load_results', 'other_runs', 'results_frame', 'summary_table', 'fmt_num', 'fmt_cell',
-           'display_table', 'md_table', 'plot_quality_vs_params', 'plot_loss_curves', 'samples_table', 'headline',
-           'decoding_label', 'validation_table', 'anchors_table', 'build_report', 'report_cli']
+__all__ = ['COLUMNS', 'QUALITY', 'EXACT', 'README_COLUMNS', 'load_results', 'other_runs', 'results_frame', 'summary_table',
+           'fmt_num', 'fmt_cell', 'display_table', 'md_table', 'plot_quality_vs_params', 'plot_loss_curves',
+           'samples_table', 'headline', 'decoding_label', 'validation_table', 'anchors_table', 'build_report',
+           'results_markdown', 'report_cli']
 
 # %% ../nbs/08_report.ipynb #985790aa
 COLUMNS = [  # (column, keys tried in results.json: 'a.b' = results['a']['b'])
@@ -358,6 +359,20 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
     paths['html'] = atomic_write_text(sweep_dir/'report.html', '\n'.join(h))
     for p in paths.values(): os.chmod(p, 0o644)  # temp files are created 0600; a report is meant to be shared
     return paths
+
+# %% ../nbs/08_report.ipynb #b9d36422
+README_COLUMNS = ('BLEU', 'NIST', 'ROUGE-L', 'attr. coverage', 'hallucination', 'trainable %', 'train time (s)')
+
+def results_markdown(sweep_dir:Path|str, cols=README_COLUMNS) -> str:
+    "A markdown table (setting, runs, mean ± sd of `cols`) from `sweep_dir/summary.csv`."
+    import pandas as pd
+    f = Path(sweep_dir)/'summary.csv'
+    if not f.exists(): raise DescgenError(f'{f}: no summary (run `descgen report {sweep_dir}` first)')
+    df = pd.read_csv(f)
+    rows = [{'setting': r['setting'], 'runs': int(r['n']),
+             **{c: fmt_cell(r[f'{c} mean'], None if pd.isna(r.get(f'{c} sd')) else r[f'{c} sd'], c) for c in cols}}
+            for _, r in df.iterrows()]
+    return md_table(pd.DataFrame(rows))
 
 # %% ../nbs/08_report.ipynb #f6fa0dcc
 def report_cli(argv:list[str]|None=None) -> int:
