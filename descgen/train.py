@@ -240,15 +240,15 @@ def _resolve_data(data_dir) -> Path:
 
 def resolve_base(model, data_dir=None) -> str:
     """A base model as a string for `load_model`: a local folder (made absolute), a hub id, or `kit:<size>[-<arch>]`
-    (e.g. `kit:small`, `kit:tiny-t5`), a base the kit pretrains (`descgen.models.build_base`, cached) on the dataset's corpus."""
+    (e.g. `kit:small`, `kit:tiny-t5`), a base the kit pretrains (`descgen.models.build_base`, cached) on the training and
+    validation descriptions of the prepared folder `data_dir` (as written there: delexicalised when the folder is), the same
+    base `descgen.sweep` builds for that folder; without `data_dir`, on the synthetic catalog."""
     s = str(model)
     if s.startswith('kit:'):
         size, _, arch = s[4:].partition('-')
-        ds = 'synthetic'
-        if data_dir is not None and (Path(data_dir)/'data_card.json').exists():
-            ds = json.loads((Path(data_dir)/'data_card.json').read_text()).get('dataset', 'synthetic')
+        ds = str(data_dir) if data_dir is not None and (Path(data_dir)/'train.jsonl').exists() else 'synthetic'
         from descgen.models import build_base
-        return str(Path(build_base(ds if ds in ('synthetic', 'e2e', 'myntra') else 'synthetic', size=size or 'small', arch=arch or 'gpt2')).resolve())
+        return str(Path(build_base(ds, size=size or 'small', arch=arch or 'gpt2')).resolve())
     p = Path(s).expanduser()
     return str(p.resolve()) if p.exists() else s
 

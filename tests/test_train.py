@@ -334,3 +334,15 @@ def test_two_processes_ddp_match_one_process(tiny, tmp_path):
     assert a['loss'] == pytest.approx(b['loss'], rel=1e-5)
     assert a['grad_norm'] == pytest.approx(b['grad_norm'], rel=1e-4)
     assert json.loads((tmp_path/'ddp'/'trainer_state.json').read_text())['train_batch_size'] == 2
+
+def test_kit_base_is_pretrained_on_the_prepared_folder(tmp_path, monkeypatch):
+    "`--model kit:SIZE` pretrains on the folder being fine-tuned on (e.g. delexicalised), the same base the sweep builds."
+    import descgen.models
+    from descgen.train import resolve_base
+    calls = []
+    monkeypatch.setattr(descgen.models, 'build_base', lambda ds, **kw: calls.append((ds, kw)) or tmp_path)
+    folder = tmp_path/'prepared'; folder.mkdir(); (folder/'train.jsonl').write_text('')
+    assert resolve_base('kit:tiny', folder) == str(tmp_path.resolve())
+    assert calls[-1] == (str(folder), {'size': 'tiny', 'arch': 'gpt2'})
+    resolve_base('kit:small-t5')
+    assert calls[-1] == ('synthetic', {'size': 'small', 'arch': 't5'})
