@@ -260,6 +260,22 @@ def anchors_table(summary, anchors:list[dict]):
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/08_report.ipynb #eac81ed8
+_UNSEEN_NOTE = ('Attribute values in the inputs of the validation / test split that no training input has (products '
+                'affected); a model cannot learn to state a value it never saw. Inputs only, no reference text.')
+
+def _unseen_table(results):
+    "Rows (split, key, products, share, values, examples) of `unseen_input_values` for the runs' prepared folder; None if absent."
+    import pandas as pd
+    from descgen.data import load_split, unseen_input_values, SPLITS
+    d = next((r.get('data_dir') for r in results if r.get('data_dir')), None)
+    if not d or not all((Path(d)/f'{s}.jsonl').exists() for s in SPLITS): return None
+    u = unseen_input_values({s: load_split(d, s) for s in SPLITS})
+    rows = [{'split': sp, 'key': k, 'products': x['products'], 'share': f"{100 * x['products_frac']:.1f}%",
+             'distinct values': x['values'], 'examples': ', '.join(map(str, x['examples']))}
+            for sp, dd in u.items() for k, x in dd.items()]
+    return pd.DataFrame(rows) if rows else None
+
 # %% ../nbs/08_report.ipynb #4ace7f03
 def _png_b64(path) -> str: return base64.b64encode(Path(path).read_bytes()).decode()
 
@@ -316,12 +332,14 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
     if desc: intro = f'{desc}. {intro}'
     md = [f'# {title}', '', intro, '']
     heads = headline(summ, results) if summ is not None else []
+    unseen = _unseen_table(results)
     rf = next((r['reference_faithfulness'] for r in results if r.get('reference_faithfulness')), None)
     if rf: heads.append(f"**human references** (first per product, same test products): attr. coverage {fmt_num(rf['attr_coverage'])}, "
                         f"hallucination {fmt_num(rf['hallucination_rate'])}: the level of the data itself on these two measures")
     if heads: md += ['## Headline', ''] + [f'- {h}' for h in heads] + ['']
     if table is not None: md += ['## Results per setting', '', md_table(table), '']
     if atab is not None: md += ['## Against published results (test BLEU)', '', anote + '.', '', md_table(atab), '']
+    if unseen is not None: md += ['## Input values never seen in training', '', _UNSEEN_NOTE, '', md_table(unseen, align='l'), '']
     if vtab is not None: md += ['## Decoding settings scored on the validation split', '',
                                 'Mean ± sd over seeds; `used for test`: in how many runs the test scores above come from that decoding (`select_decoding`).', '',
                                 md_table(vtab), '']
@@ -345,6 +363,8 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
     if table is not None: h += ['<h2>Results per setting</h2>', table.to_html(index=False, escape=True, border=0)]
     if atab is not None: h += ['<h2>Against published results (test BLEU)</h2>', '<p>' + re.sub(r'[*][*](.+?)[*][*]', r'<b>\1</b>', e(anote)) + '.</p>',
                                atab.to_html(index=False, escape=True, border=0)]
+    if unseen is not None: h += ['<h2>Input values never seen in training</h2>', f'<p>{e(_UNSEEN_NOTE)}</p>',
+                                 unseen.to_html(index=False, escape=True, border=0)]
     if vtab is not None: h += ['<h2>Decoding settings scored on the validation split</h2>',
                                '<p>Mean ± sd over seeds; <code>used for test</code>: in how many runs the test scores above come from that decoding (<code>select_decoding</code>).</p>',
                                vtab.to_html(index=False, escape=True, border=0)]
