@@ -279,6 +279,11 @@ def _unseen_table(results):
 # %% ../nbs/08_report.ipynb #4ace7f03
 def _png_b64(path) -> str: return base64.b64encode(Path(path).read_bytes()).decode()
 
+def _rel(path, cwd) -> str:
+    "`path` relative to the folder the sweep ran in, when it lies inside (reports read the same from every clone)."
+    try: return str(Path(path).relative_to(cwd)) if cwd else str(path)
+    except ValueError: return str(path)
+
 def _env_lines(results, meta) -> list[tuple[str, str]]:
     env = next((r.get('env') for r in results if r.get('env')), None) or env_info()
     libs = env.get('libraries') or {}
@@ -322,7 +327,7 @@ def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) ->
     at_root = bool(cwd) and (Path(cwd)/'settings.ini').exists() and (Path(cwd)/'nbs').is_dir()
     rerun = ('# from the repository root\n' if at_root else f'cd {shlex.quote(cwd)} && ' if cwd else '') + cmd
     intro = (f"{len(results)} finished run(s)" + (f", {len(failures)} failed" if failures else '') +
-             (f" of {len(meta.get('runs', []))}" if meta.get('runs') else '') + f"; notebook `{meta.get('notebook', '?')}`. "
+             (f" of {len(meta.get('runs', []))}" if meta.get('runs') else '') + f"; notebook `{_rel(meta.get('notebook', '?'), cwd)}`. "
              "Table: mean ± sd over seeds (sample sd); every number is read from the runs' results.json.")
     others = other_runs(sweep_dir)
     if others: intro += (f" {len(others)} result folder(s) under runs/ belong to an earlier version of the config and are "
