@@ -12,9 +12,9 @@ from .core import DescgenError, atomic_write_json, env_info, read_jsonl, write_j
 from .data import Product, delexicalize, make_prompt, original_references, parse_attribute_string, parse_mr, relexicalize
 
 # %% auto #0
-__all__ = ['DECODING_KEYS', 'encode_prompts', 'length_batches', 'pad_batch', 'generation_config', 'generate_ids', 'rerank',
-           'attribute_reranker', 'decode_candidates', 'generate', 'load_adapter', 'load_for_generation', 'run_settings',
-           'read_catalog', 'generate_file', 'generate_cli']
+__all__ = ['DECODING_KEYS', 'encode_prompts', 'length_batches', 'pad_batch', 'generation_config', 'growing_cache', 'generate_ids',
+           'rerank', 'attribute_reranker', 'decode_candidates', 'generate', 'load_adapter', 'load_for_generation',
+           'run_settings', 'read_catalog', 'generate_file', 'generate_cli']
 
 # %% ../nbs/05_generate.ipynb #8bf89c53
 def _base_model(model):
@@ -118,6 +118,38 @@ def _cut_at(ids:list[int], stops:Iterable[int]) -> list[int]:
 def _rng_devices(dev) -> dict:
     return dict(devices=[dev.index or 0], device_type=dev.type) if dev.type in ('cuda', 'xpu') else dict(devices=[])
 
+def _growing_layer_class():
+    from transformers.cache_utils import DynamicLayer
+    class GrowingLayer(DynamicLayer):
+        "A `DynamicLayer` that appends into spare capacity (doubled when full) instead of concatenating the whole cache."
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized: self.lazy_initialization(key_states, value_states)
+            L, n, kb = self.get_seq_length(), key_states.shape[-2], getattr(self, '_kb', None)
+            # still our buffer? (beam reordering, cropping or batch repetition replace `keys` with a new tensor)
+            ours = (kb is not None and L > 0 and self.keys.data_ptr() == kb.data_ptr() and self.values.data_ptr() == self._vb.data_ptr()
+                    and self.keys.shape[:2] == kb.shape[:2])
+            if not ours or L + n > kb.shape[2]:
+                B, H, _, D = key_states.shape
+                cap = max(2 * (L + n), 64)
+                nk, nv = key_states.new_empty((B, H, cap, D)), value_states.new_empty((B, H, cap, value_states.shape[-1]))
+                if L: nk[:, :, :L] = self.keys; nv[:, :, :L] = self.values
+                self._kb, self._vb = nk, nv
+            self._kb[:, :, L:L + n] = key_states; self._vb[:, :, L:L + n] = value_states
+            self.keys, self.values = self._kb[:, :, :L + n], self._vb[:, :, :L + n]
+            return self.keys, self.values
+    return GrowingLayer
+
+def growing_cache(model):
+    "An empty `DynamicCache` for a decoder-only `model` whose layers append in place; None when the model needs another cache."
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+    if getattr(model.config, 'is_encoder_decoder', False): return None   # generate builds an EncoderDecoderCache
+    try: c = DynamicCache(config=model.config)
+    except Exception: return None
+    if not c.layers or any(type(l) is not DynamicLayer for l in c.layers): return None
+    G = _growing_layer_class()
+    c.layers = [G() for _ in c.layers]
+    return c
+
 def _generate_with_prefix(model, ids, mask, g, nv:int):
     "Prefix tuning: the base model's `generate` with the adapter's key/value prefix as a pre-filled cache (placeholder ids stand for its positions)."
     import torch
@@ -158,7 +190,12 @@ def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_si
                                   f'({ids.shape[1]} tokens) leaves only that many of the model\'s {maxpos} positions')
                     g = copy.deepcopy(g); g.max_new_tokens = room
                 if nv: res = _generate_with_prefix(model, ids, mask, g, nv)
-                else: res = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g)
+                else:
+                    kw = {}
+                    if kind == 'causal' and (g.num_beams or 1) == 1:
+                        c = growing_cache(model)
+                        if c is not None: kw['past_key_values'] = c
+                    res = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g, **kw)
                 new = (res[:, ids.shape[1]:] if kind == 'causal' else res[:, 1:]).tolist()
                 for j, i in enumerate(batch): out[i] = [_cut_at(new[j*n + k], eos) for k in range(n)]
                 bar.update(len(batch))
