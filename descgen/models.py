@@ -13,7 +13,7 @@ from .core import (DescgenError, atomic_write_json, atomic_write_text, cache_roo
 __all__ = ['SIZES', 'ARCHS', 'SPECIAL_TOKENS', 'RECIPE_VERSION', 'model_kind', 'hub_offline', 'load_model', 'count_parameters',
            'size_config', 'model_config', 'load_corpus', 'train_tokenizer', 'pack_blocks', 'infill_noise',
            'InfillCollator', 'BlockCollator', 'perplexity', 'unigram_perplexity', 'build_base', 'pretrain_info',
-           'sample_unconditioned', 'pretrain_cli']
+           'kit_base_spec', 'sample_unconditioned', 'pretrain_cli']
 
 # %% ../nbs/02_models.ipynb #c559c877
 def model_kind(model_or_config) -> str:
@@ -503,6 +503,16 @@ def pretrain_info(path) -> dict:
     p = Path(path)/'pretrain.json'
     if not p.exists(): raise DescgenError(f'{path} was not built by descgen pretrain (no pretrain.json)')
     return json.loads(p.read_text(encoding='utf-8'))
+
+def kit_base_spec(name:str) -> dict:
+    "`build_base` arguments named by `kit:<size>[-<arch>]` (e.g. `kit:small`, `kit:tiny-t5`), the spelling `train` and `sweep` accept."
+    s = str(name)
+    if not s.startswith('kit:'): raise DescgenError(f"{s!r} is not a kit base: write kit:<size>[-<arch>], e.g. kit:small or kit:tiny-t5")
+    size, _, arch = s[4:].partition('-')
+    size, arch = size or 'small', arch or 'gpt2'
+    if size not in SIZES: raise DescgenError(f"{s}: unknown size {size!r}; use one of {', '.join(SIZES)}")
+    if arch not in ARCHS: raise DescgenError(f"{s}: unknown architecture {arch!r}; use one of {', '.join(ARCHS)}")
+    return dict(size=size, arch=arch)
 
 # %% ../nbs/02_models.ipynb #3d47fbda
 def sample_unconditioned(model, tokenizer, n:int=3, *, max_new_tokens:int=60, temperature:float=0.8, top_p:float=0.95, seed:int=0) -> list:

@@ -371,10 +371,10 @@ def _dir_mb(path:Path, patterns=('*.safetensors', '*.bin')) -> float:
     return round(sum(f.stat().st_size for f in files) / 2**20, 3)
 
 def _load_base(base_model:str, data_dir:Path, base_options:dict, data_seed:int):
-    "Path (or hub name) of the base model: `kit:<size>` is pretrained by `build_base` (cached) on the training and validation descriptions of `data_dir` (never the test split)."
+    "Path (or hub name) of the base model: `kit:<size>[-<arch>]` is pretrained by `build_base` (cached) on the training and validation descriptions of `data_dir` (never the test split)."
     if base_model.startswith('kit:'):
-        from descgen.models import build_base
-        return str(build_base(str(data_dir), size=base_model[4:], seed=data_seed, progress=False, **(base_options or {})))
+        from descgen.models import build_base, kit_base_spec
+        return str(build_base(str(data_dir), **kit_base_spec(base_model), seed=data_seed, progress=False, **(base_options or {})))
     return base_model
 
 def _history(run_dir:Path) -> dict:

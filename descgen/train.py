@@ -245,10 +245,9 @@ def resolve_base(model, data_dir=None) -> str:
     base `descgen.sweep` builds for that folder; without `data_dir`, on the synthetic catalog."""
     s = str(model)
     if s.startswith('kit:'):
-        size, _, arch = s[4:].partition('-')
+        from descgen.models import build_base, kit_base_spec
         ds = str(data_dir) if data_dir is not None and (Path(data_dir)/'train.jsonl').exists() else 'synthetic'
-        from descgen.models import build_base
-        return str(Path(build_base(ds, size=size or 'small', arch=arch or 'gpt2')).resolve())
+        return str(Path(build_base(ds, **kit_base_spec(s))).resolve())
     p = Path(s).expanduser()
     return str(p.resolve()) if p.exists() else s
 
