@@ -6,7 +6,7 @@ from descgen.report import results_markdown
 
 ROOT = Path(__file__).parents[1]
 
-@pytest.mark.parametrize('report', ['demo', 'e2e_ablation', 'myntra_ablation'])
+@pytest.mark.parametrize('report', ['demo', 'e2e_ablation', 'myntra_ablation', 'small_budget'])
 def test_readme_tables_equal_the_reports(report):
     readme = (ROOT/'README.md').read_text(encoding='utf-8')
     table = results_markdown(ROOT/'reports'/report)
