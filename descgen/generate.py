@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_generate.ipynb #73ae4bb4
 from __future__ import annotations
-import argparse, csv, json, sys, time, warnings
+import argparse, csv, functools, json, sys, time, warnings
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -118,6 +118,7 @@ def _cut_at(ids:list[int], stops:Iterable[int]) -> list[int]:
 def _rng_devices(dev) -> dict:
     return dict(devices=[dev.index or 0], device_type=dev.type) if dev.type in ('cuda', 'xpu') else dict(devices=[])
 
+@functools.lru_cache(maxsize=None)   # one class, made on first use (transformers is imported lazily)
 def _growing_layer_class():
     from transformers.cache_utils import DynamicLayer
     class GrowingLayer(DynamicLayer):

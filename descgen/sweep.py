@@ -12,8 +12,8 @@ from .core import (DescgenError, atomic_write_json, canonical_json, stable_hash,
 # %% auto #0
 __all__ = ['CONFIG_KEYS', 'RESULTS', 'FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'EXPERIMENT_DEFAULTS', 'DECODING_KEYS',
            'load_config', 'expand_runs', 'IPCKernelManager', 'execute_run', 'resolve_notebook', 'check_parameters',
-           'run_status', 'run_sweep', 'summarize', 'format_summary', 'sweep_cli', 'write_results', 'decode_and_score',
-           'run_experiment', 'plot_history', 'samples_frame', 'headline']
+           'run_status', 'run_sweep', 'summarize', 'format_summary', 'sweep_cli', 'write_results', 'scoring_targets',
+           'decode_and_score', 'run_experiment', 'plot_history', 'samples_frame', 'headline']
 
 # %% ../nbs/07_sweep.ipynb #8b0eb105
 CONFIG_KEYS = {'name', 'notebook', 'base', 'grid', 'runs', 'seeds', 'jobs', 'timeout', 'kernel', 'description', 'anchors'}
@@ -405,11 +405,16 @@ def _pick(d:dict, *keys, default=None):
     return default
 
 # %% ../nbs/07_sweep.ipynb #32578895
+def scoring_targets(items:list) -> tuple[list, list]:
+    "(references as the annotators wrote them, real attribute values) of `items`: what every score compares with."
+    from descgen.data import original_references, relexicalize
+    return ([original_references(x) for x in items],
+            [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in items])
+
 def decode_and_score(model, tok, items:list, decoding:dict, *, schema=None, batch_size:int=32, seed:int=0):
     "(predictions, aggregate metrics, per-example rows, generation seconds) of `items` decoded with `decoding` (keys of `DECODING_KEYS`)."
     from descgen.generate import generate, attribute_reranker
     from descgen.metrics import score
-    from descgen.data import original_references, relexicalize
     d = dict(decoding)
     rr = d.pop('reranker', None)
     if rr not in (None, 'attributes'): raise DescgenError(f"reranker must be None or 'attributes', got {rr!r}")
@@ -421,8 +426,7 @@ def decode_and_score(model, tok, items:list, decoding:dict, *, schema=None, batc
     preds = generate(model, tok, items, batch_size=batch_size, seed=seed,
                      reranker=attribute_reranker(schema) if rr else None, **d)
     gen_s = time.perf_counter() - t
-    refs = [original_references(x) for x in items]
-    attrs = [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in items]
+    refs, attrs = scoring_targets(items)
     s = score(preds, refs, attributes=attrs, schema=schema, lang=getattr(items[0], 'lang', 'en') if items else 'en')
     per = s.pop('per_example', [])
     return preds, s, per, gen_s
@@ -503,9 +507,7 @@ def run_experiment(**params) -> dict:
         dec = dict(validation[best]['decoding'])
         for i, v in enumerate(validation): v['chosen'] = i == best
     preds, s, per, gen_s = decode_and_score(model, tok, test, dec, schema=schema, batch_size=p['gen_batch_size'], seed=p['seed'])
-    from descgen.data import original_references, relexicalize
-    refs = [original_references(x) for x in test]
-    attrs = [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in test]
+    refs, attrs = scoring_targets(test)
     # the same faithfulness measures on the human references: how far the data itself is from "every value, nothing else"
     from descgen.metrics import faithfulness
     rf = faithfulness([(r or [''])[0] for r in refs], attrs, schema)
