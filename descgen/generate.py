@@ -9,12 +9,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 from .core import DescgenError, atomic_write_json, env_info, read_jsonl, write_jsonl
-from .data import Product, delexicalize, make_prompt, original_references, parse_attribute_string, parse_mr, relexicalize
+from .data import Product, delexicalize, make_prompt, prompt_text, uses_chat_template, original_references, parse_attribute_string, parse_mr, relexicalize
 
 # %% auto #0
-__all__ = ['DECODING_KEYS', 'encode_prompts', 'length_batches', 'pad_batch', 'generation_config', 'growing_cache', 'generate_ids',
-           'rerank', 'attribute_reranker', 'decode_candidates', 'generate', 'load_adapter', 'load_for_generation',
-           'run_settings', 'read_catalog', 'generate_file', 'generate_cli']
+__all__ = ['SHARED_PREFIX_MIN', 'DECODING_KEYS', 'encode_prompts', 'length_batches', 'pad_batch', 'generation_config',
+           'growing_cache', 'common_prefix_len', 'generate_ids', 'rerank', 'attribute_reranker', 'decode_candidates',
+           'generate', 'pick_shots', 'load_adapter', 'load_for_generation', 'run_settings', 'read_catalog',
+           'generate_file', 'generate_cli']
 
 # %% ../nbs/05_generate.ipynb #8bf89c53
 def _base_model(model):
@@ -63,8 +64,9 @@ def _special_ids(model, tokenizer) -> tuple[list[int], int]:
 
 # %% ../nbs/05_generate.ipynb #1c5ba8fb
 def encode_prompts(tokenizer, prompts:Sequence[str], kind:str='causal') -> list[list[int]]:
-    "Token ids of each prompt, exactly as the training data encodes the source (no padding, no truncation)."
-    return [list(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)['input_ids']]
+    "Token ids of each prompt, exactly as the training data encodes the source (no padding, no truncation; a chat prompt holds its special tokens)."
+    chat = kind == 'causal' and uses_chat_template(tokenizer)
+    return [list(ids) for ids in tokenizer(list(prompts), add_special_tokens=not chat)['input_ids']]
 
 # %% ../nbs/05_generate.ipynb #0e8e67d7
 def length_batches(lengths:Sequence[int], batch_size:int, same_length:bool=False) -> list[list[int]]:
@@ -162,9 +164,34 @@ def _generate_with_prefix(model, ids, mask, g, nv:int):
     res = model.get_base_model().generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache, generation_config=g)
     return res[:, nv:]
 
+def common_prefix_len(seqs:Sequence[Sequence[int]]) -> int:
+    "Length of the longest prefix all of `seqs` share (0 for none or an empty list)."
+    if not seqs: return 0
+    n = min(len(s) for s in seqs)
+    first = seqs[0]
+    for i in range(n):
+        if any(s[i] != first[i] for s in seqs[1:]): return i
+    return n
+
+def _prefix_kv(model, prefix:Sequence[int]):
+    "Per layer, the (keys, values) of `prefix` run through `model` once (batch of one)."
+    import torch
+    out = model(input_ids=torch.tensor([list(prefix)], device=_device(model)), use_cache=True)
+    return [(l.keys, l.values) for l in out.past_key_values.layers]
+
+def _cache_from(model, kv, rows:int):
+    "A fresh cache (growing when the model allows) holding `kv` repeated for `rows` rows."
+    from transformers.cache_utils import DynamicCache
+    c = growing_cache(model) or DynamicCache(config=_base_model(model).config)
+    for i, (k, v) in enumerate(kv): c.update(k.expand(rows, -1, -1, -1).contiguous(), v.expand(rows, -1, -1, -1).contiguous(), i)
+    return c
+
+SHARED_PREFIX_MIN = 32   # tokens all prompts must share before their keys/values are computed once and reused
+
 def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_size:int=32, seed:int=0,
-                 progress:bool=False, names:Sequence[str]|None=None) -> list[list[list[int]]]:
-    "For each encoded prompt, `gen_config.num_return_sequences` lists of new token ids (prompt stripped, cut at EOS)."
+                 progress:bool=False, names:Sequence[str]|None=None, shared_prefix:bool=True) -> list[list[list[int]]]:
+    """For each encoded prompt, `gen_config.num_return_sequences` lists of new token ids (prompt stripped, cut at EOS).
+    `shared_prefix`: a prefix every prompt shares (a few-shot prompt's examples) is run once and its keys/values reused."""
     import copy, torch
     from tqdm.auto import tqdm
     kind, dev = _kind(model), _device(model)
@@ -173,14 +200,24 @@ def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_si
     nv = _prefix_tokens(model)
     if maxpos is not None: maxpos -= nv   # the prefix takes the first positions
     out: list = [None] * len(encoded)
+    P = common_prefix_len(encoded) if kind == 'causal' and not nv and shared_prefix else 0
+    if P and (len(encoded) < 2 or P < SHARED_PREFIX_MIN or (gen_config.num_beams or 1) > 1 or (gen_config.num_return_sequences or 1) > 1
+              or _unpadded_batches(model) or (maxpos is not None and max(map(len, encoded)) + gen_config.max_new_tokens > maxpos)):
+        P = 0   # not worth it, or not possible: the plain path (it also shortens or refuses prompts too long for the model)
+    P = min(P, min(len(e) for e in encoded) - 1) if P else 0   # every prompt keeps at least one token of its own to feed
     was_training = model.training
     model.eval()
     bar = tqdm(total=len(encoded), desc='generate', unit='product', disable=not progress, file=sys.stderr)
     try:
         with torch.random.fork_rng(**_rng_devices(dev)), torch.inference_mode():
             torch.manual_seed(seed)
+            kv = _prefix_kv(model, encoded[0][:P]) if P else None
             for batch in length_batches([len(e) for e in encoded], batch_size, same_length=_unpadded_batches(model)):
-                ids, mask = pad_batch([encoded[i] for i in batch], pad, 'left' if kind == 'causal' else 'right')
+                if P:   # [shared prefix][left padding][own tokens]: positions come from the mask, the pads are masked out
+                    ids, mask = pad_batch([encoded[i][P:] for i in batch], pad, 'left')
+                    ids = torch.cat([torch.tensor([list(encoded[0][:P])] * len(batch), dtype=ids.dtype), ids], 1)
+                    mask = torch.cat([torch.ones((len(batch), P), dtype=mask.dtype), mask], 1)
+                else: ids, mask = pad_batch([encoded[i] for i in batch], pad, 'left' if kind == 'causal' else 'right')
                 g = gen_config
                 if maxpos is not None and ids.shape[1] + g.max_new_tokens > maxpos:
                     room = maxpos - ids.shape[1]
@@ -193,7 +230,8 @@ def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_si
                 if nv: res = _generate_with_prefix(model, ids, mask, g, nv)
                 else:
                     kw = {}
-                    if kind == 'causal' and (g.num_beams or 1) == 1:
+                    if P: kw['past_key_values'] = _cache_from(model, kv, len(batch))
+                    elif kind == 'causal' and (g.num_beams or 1) == 1:
                         c = growing_cache(model)
                         if c is not None: kw['past_key_values'] = c
                     res = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g, **kw)
@@ -244,9 +282,11 @@ def attribute_reranker(schema=None) -> Callable:
     return attribute_rerank
 
 # %% ../nbs/05_generate.ipynb #159b8dc9
-def _generate(model, tokenizer, items, *, fmt='kv', batch_size=32, seed=0, progress=False, **decoding):
-    "(prompts, candidates): the prompt of each item and its relexicalised candidate texts."
-    prompts = [x if isinstance(x, str) else make_prompt(x, fmt=fmt) for x in items]
+def _generate(model, tokenizer, items, *, fmt='kv', batch_size=32, seed=0, progress=False, shots=(), **decoding):
+    "(prompts, candidates): the prompt of each item (through the chat template when the tokenizer has one) and its relexicalised candidate texts."
+    if _kind(model) == 'causal': prompts = [prompt_text(x, tokenizer, fmt=fmt, shots=shots) for x in items]
+    elif shots: raise DescgenError('few-shot prompts (shots) are for decoder-only models')
+    else: prompts = [x if isinstance(x, str) else make_prompt(x, fmt=fmt) for x in items]
     eos, pad = _special_ids(model, tokenizer)
     g = generation_config(eos_token_id=eos, pad_token_id=pad, **decoding)
     enc = encode_prompts(tokenizer, prompts, _kind(model))
@@ -262,17 +302,27 @@ def decode_candidates(tokenizer, item, candidate_ids:Sequence[Sequence[int]]) ->
 
 def generate(model, tokenizer, products, *, num_beams=1, do_sample=False, temperature=1.0, top_p=1.0, max_new_tokens=64,
              length_penalty=1.0, no_repeat_ngram_size=0, num_return_sequences=1, batch_size=32, seed=0, reranker=None,
-             fmt='kv', top_k=0, progress=False) -> list:
-    "Descriptions of `products` (list of str), or n-best lists (list of lists) when `num_return_sequences > 1` and no `reranker`."
+             fmt='kv', top_k=0, progress=False, shots=()) -> list:
+    """Descriptions of `products` (list of str), or n-best lists (list of lists) when `num_return_sequences > 1` and no `reranker`.
+    `shots`: example products (with references) put before each prompt (few-shot prompting)."""
     if isinstance(products, (Product, str, dict)): products = [products]
     items = [_as_item(x, i) for i, x in enumerate(products)]
     if not items: return []
-    _, cands = _generate(model, tokenizer, items, fmt=fmt, batch_size=batch_size, seed=seed, progress=progress,
+    _, cands = _generate(model, tokenizer, items, fmt=fmt, batch_size=batch_size, seed=seed, progress=progress, shots=shots,
                          num_beams=num_beams, do_sample=do_sample, temperature=temperature, top_p=top_p, top_k=top_k,
                          max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                          no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences)
     if reranker is not None: return [c[k] for c, k in zip(cands, rerank(items, cands, reranker))]
     return [c[0] for c in cands] if num_return_sequences == 1 else cands
+
+# %% ../nbs/05_generate.ipynb #9c7db963
+def pick_shots(products, k:int, seed:int=0) -> list:
+    "`k` example products for few-shot prompts: a seeded draw from `products` (the training split), kept in their file order."
+    import random
+    if k < 0: raise DescgenError(f'the number of few-shot examples must be >= 0, got {k}')
+    pool = [p for p in products if p.references]
+    if k > len(pool): raise DescgenError(f'{k} few-shot examples asked for, but only {len(pool)} products with a reference are given')
+    return [pool[i] for i in sorted(random.Random(seed).sample(range(len(pool)), k))]
 
 # %% ../nbs/05_generate.ipynb #17714fa1
 def _resolve_device(device:str|None):
@@ -441,7 +491,7 @@ def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=
     elif tokenizer is None: raise DescgenError('generate_file: pass the tokenizer with the model')
     maxpos = _max_positions(model) if _kind(model) == 'causal' else None
     if maxpos is not None and products:
-        lens = [len(e) for e in encode_prompts(tokenizer, [make_prompt(p, fmt=fmt) for p in products], 'causal')]
+        lens = [len(e) for e in encode_prompts(tokenizer, [prompt_text(p, tokenizer, fmt=fmt) for p in products], 'causal')]
         keep = []
         for p, L in zip(products, lens):
             if L >= maxpos: problems.append({'line': None, 'id': p.id, 'reason': f'prompt of {L} tokens fills the model context ({maxpos})'})

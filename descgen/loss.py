@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'shift_labels', 'causal_shift', 'count_target_tokens', 'token_log_probs', 'masked_token_loss',
-           'batch_token_loss', 'grads_of', 'perplexity', 'bits_per_token', 'bits_per_char', 'logit_grad',
-           'accumulated_loss', 'trainer_compute_loss', 'token_losses', 'plot_token_losses', 'value_token_mask']
+           'batch_token_loss', 'grads_of', 'labelled_token_loss', 'perplexity', 'bits_per_token', 'bits_per_char',
+           'logit_grad', 'accumulated_loss', 'trainer_compute_loss', 'token_losses', 'plot_token_losses',
+           'value_token_mask']
 
 # %% ../nbs/03_loss.ipynb #7f076994
 IGNORE_INDEX = -100
@@ -73,12 +74,16 @@ def _is_seq2seq(model) -> bool:
     return bool(getattr(cfg, 'is_encoder_decoder', False))
 
 def batch_token_loss(model, batch:dict, *, reduction:str='mean', label_smoothing:float=0.0, num_items=None,
-                     return_logits:bool=False):
-    "`masked_token_loss` of `model` on `batch` (a collated dict with `labels`), with the shift chosen by the model's kind."
+                     return_logits:bool=False, labelled_only:bool=False):
+    """`masked_token_loss` of `model` on `batch` (a collated dict with `labels`), with the shift chosen by the model's kind.
+    `labelled_only`: a causal LM runs its output layer only where a label is predicted (`labelled_token_loss`, below)."""
     if 'labels' not in batch: raise ValueError(f'batch has no labels (keys: {sorted(batch)})')
     labels = batch['labels']
     inputs = {k: v for k, v in batch.items() if k != 'labels'}
     seq2seq = _is_seq2seq(model)
+    if labelled_only and not seq2seq and reduction in ('mean', 'sum'):
+        return labelled_token_loss(model, batch, reduction=reduction, label_smoothing=label_smoothing, num_items=num_items,
+                                   return_logits=return_logits)
     if seq2seq and 'decoder_input_ids' not in inputs:
         inputs['decoder_input_ids'] = model.prepare_decoder_input_ids_from_labels(labels=labels)
     logits = model(**inputs).logits
@@ -89,6 +94,36 @@ def batch_token_loss(model, batch:dict, *, reduction:str='mean', label_smoothing
 def grads_of(model) -> dict:
     "A detached copy of every parameter's `.grad` (None-grads skipped), for comparing gradients of different losses."
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+# %% ../nbs/03_loss.ipynb #0b1521d7
+def labelled_token_loss(model, batch:dict, *, reduction:str='mean', label_smoothing:float=0.0, num_items=None,
+                        return_logits:bool=False):
+    "The causal-LM token loss of `batch` with the output layer run only at the positions that predict a label (logits `(N, V)`)."
+    if reduction not in ('mean', 'sum'): raise ValueError(f"labelled_token_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+    labels = batch['labels']
+    inputs = {k: v for k, v in batch.items() if k != 'labels'}
+    keep = labels[:, 1:].ne(IGNORE_INDEX)
+    sel = torch.zeros_like(labels, dtype=torch.bool); sel[:, :-1] = keep   # position t predicts label t+1
+    head = model.get_output_embeddings() if hasattr(model, 'get_output_embeddings') else None
+    if head is None: return batch_token_loss(model, batch, reduction=reduction, label_smoothing=label_smoothing, num_items=num_items, return_logits=return_logits)
+    def gather_rows(mod, args):
+        h = args[0]
+        if h.dim() != 3 or h.shape[:2] != sel.shape: return None   # not the positions of the labels: leave it alone
+        return (h[sel.to(h.device)],) + tuple(args[1:])
+    hook = head.register_forward_pre_hook(gather_rows)
+    try: logits = model(**inputs).logits
+    finally: hook.remove()
+    if logits.dim() == 3:   # the hook stepped aside
+        return batch_token_loss(model, batch, reduction=reduction, label_smoothing=label_smoothing, num_items=num_items, return_logits=return_logits)
+    y = labels[:, 1:][keep].to(logits.device)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    if label_smoothing: nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+    loss = nll.sum()
+    if reduction == 'mean':
+        denom = y.numel() if num_items is None else num_items
+        loss = loss / (denom.to(loss.device) if torch.is_tensor(denom) else denom)
+    return (loss, logits) if return_logits else loss
 
 # %% ../nbs/03_loss.ipynb #3dfe7a92
 def perplexity(loss) -> float:
@@ -145,15 +180,15 @@ def accumulated_loss(model, micro_batches, *, normalize:str='tokens', label_smoo
 
 # %% ../nbs/03_loss.ipynb #67678c80
 def trainer_compute_loss(model, inputs:dict, num_items_in_batch=None, *, label_smoothing:float=0.0,
-                         return_outputs:bool=False):
+                         return_outputs:bool=False, labelled_only:bool=True):
     """A `Trainer.compute_loss` body normalised by the target tokens of the whole accumulated batch (`num_items_in_batch`,
     as the Trainer counts it), right for causal LMs and encoder-decoders alike; the plain token mean when no count is given.
-    Use it with `loss_is_scaled_for_ga = True` on the Trainer subclass."""
+    Use it with `loss_is_scaled_for_ga = True` on the Trainer subclass. `labelled_only`: see `labelled_token_loss`."""
     if num_items_in_batch is None:
-        loss, logits = batch_token_loss(model, inputs, label_smoothing=label_smoothing, return_logits=True)
+        loss, logits = batch_token_loss(model, inputs, label_smoothing=label_smoothing, return_logits=True, labelled_only=labelled_only)
     else:
         loss, logits = batch_token_loss(model, inputs, reduction='sum', label_smoothing=label_smoothing,
-                                        num_items=None, return_logits=True)
+                                        num_items=None, return_logits=True, labelled_only=labelled_only)
         n = num_items_in_batch
         loss = loss / (n.to(loss.device) if torch.is_tensor(n) else n)
     return (loss, {'logits': logits}) if return_outputs else loss

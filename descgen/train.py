@@ -59,7 +59,7 @@ class TrainConfig:
     lora_r: int = 8                  # LoRA rank (AdaLoRA: target average rank)
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    target_modules: list[str]|None = None   # None: peft's default for the architecture (GPT-2: c_attn; T5: q, v)
+    target_modules: list[str]|None = None   # None: peft's default (GPT-2: c_attn; T5: q, v; Llama: q_proj, v_proj); all-linear: every linear layer
     adalora_init_r: int = 12
     adalora_tinit: float = 0.1       # fraction of the steps before AdaLoRA starts pruning ranks
     adalora_tfinal: float = 0.2      # fraction of the steps at the end with fixed ranks
@@ -140,6 +140,7 @@ def apply_method(model, cfg:TrainConfig, kind:str, total_steps:int|None=None):
     import peft
     task = peft.TaskType.SEQ_2_SEQ_LM if kind == 'seq2seq' else peft.TaskType.CAUSAL_LM
     tm = list(cfg.target_modules) if cfg.target_modules else None
+    if tm == ['all-linear']: tm = 'all-linear'   # peft's spelling for every linear layer but the output layer
     if m == 'lora':
         pc = peft.LoraConfig(task_type=task, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=tm)
     elif m == 'adalora':
@@ -171,8 +172,9 @@ def adalora_orth_penalty(model):
             terms.append(torch.linalg.matrix_norm(c - torch.eye(c.shape[0], dtype=c.dtype, device=c.device)))
     return torch.stack(terms).mean() if terms else 0.0
 
-def make_trainer_class(kind:str, label_smoothing:float=0.0, orth_reg:float=0.0):
-    "A Trainer (Seq2SeqTrainer for `kind='seq2seq'`) whose loss is the token loss normalised over the accumulated batch."
+def make_trainer_class(kind:str, label_smoothing:float=0.0, orth_reg:float=0.0, labelled_only:bool=True):
+    """A Trainer (Seq2SeqTrainer for `kind='seq2seq'`) whose loss is the token loss normalised over the accumulated batch;
+    `labelled_only`: a causal LM's output layer runs only where a label is predicted (`descgen.loss.labelled_token_loss`)."""
     from transformers import Trainer, Seq2SeqTrainer
     from descgen.loss import trainer_compute_loss
     class DescgenTrainer(Seq2SeqTrainer if kind == 'seq2seq' else Trainer):
@@ -188,7 +190,8 @@ def make_trainer_class(kind:str, label_smoothing:float=0.0, orth_reg:float=0.0):
             self.useful_tokens += n
             return super().training_step(model, inputs, num_items_in_batch)
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            out = trainer_compute_loss(model, inputs, num_items_in_batch, label_smoothing=label_smoothing, return_outputs=return_outputs)
+            out = trainer_compute_loss(model, inputs, num_items_in_batch, label_smoothing=label_smoothing, return_outputs=return_outputs,
+                                       labelled_only=labelled_only)
             if self.args.average_tokens_across_devices and num_items_in_batch is not None and self.accelerator.num_processes > 1:
                 # several processes: num_items_in_batch counts the tokens of all of them and DDP averages the gradients,
                 # so each process's loss is scaled back up, exactly as Trainer.compute_loss does
@@ -280,7 +283,7 @@ def val_token_loss(trainer) -> float:
     with torch.no_grad():
         for b in trainer.get_eval_dataloader():
             b = trainer._prepare_inputs(b)
-            total += float(batch_token_loss(model, b, reduction='sum'))
+            total += float(batch_token_loss(model, b, reduction='sum', labelled_only=True))
             n += count_target_tokens(b['labels'], shift=not seq2seq)
     model.train(was)
     return total / max(n, 1)
@@ -501,7 +504,7 @@ TRAIN_HELP = {
     'save_total_limit': 'checkpoints kept (the best one is always kept as well)',
     'early_stopping_patience': 'evaluations without improvement before stopping; None: never stop early',
     'lora_r': 'LoRA rank (AdaLoRA: target average rank)',
-    'target_modules': "modules LoRA/AdaLoRA/IA3 adapt; unset: peft's default for the architecture (GPT-2: c_attn; T5: q, v)",
+    'target_modules': "modules LoRA/AdaLoRA/IA3 adapt; unset: peft's default for the architecture (GPT-2: c_attn; T5: q, v; Llama: q_proj, v_proj); all-linear: every linear layer but the output layer",
     'adalora_tinit': 'fraction of the steps before AdaLoRA starts pruning ranks',
     'adalora_tfinal': 'fraction of the steps at the end with fixed ranks',
     'freeze_top_k': "'freeze' trains only the top k blocks (FT-top2)",
@@ -535,7 +538,8 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog='Flags override the config file; unset options keep the TrainConfig defaults shown.')
     p.add_argument('--config', help='YAML or JSON file with data, model, method, out and any training option (flags override it)')
     p.add_argument('--data', '--dataset', dest='data', help="prepared dataset folder (descgen prepare) or a dataset name such as 'synthetic'")
-    p.add_argument('--model', help="base model: checkpoint folder, hub id, or kit:<size>[-<arch>] (e.g. kit:small, kit:tiny-t5)")
+    p.add_argument('--model', help="base model: smollm2-135m-instruct (the default), a .gguf file, a checkpoint folder, a hub id, "
+                                   "or kit:<size>[-<arch>] (e.g. kit:small, kit:tiny-t5)")
     p.add_argument('--out', help='run directory (default: runs/<method>-<hash>)')
     p.add_argument('--overwrite', action='store_true', help='delete an existing run directory first')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
@@ -574,7 +578,10 @@ def train_cli(argv:list[str]) -> int:
     for k, v in vars(a).items():
         if k not in ('config', 'overwrite', 'no_progress') and v is not None: opts[k] = v
     data, model = opts.pop('data', None), opts.pop('model', None)
-    if data is None or model is None: raise DescgenError('descgen train needs --data (or data: in the config file) and --model')
+    if data is None: raise DescgenError('descgen train needs --data (or data: in the config file)')
+    if model is None:
+        from descgen.models import DEFAULT_BASE
+        model = DEFAULT_BASE
     method, out = opts.pop('method', 'lora'), opts.pop('out', None)
     run = finetune(data, model, method, out=out, progress=not a.no_progress, overwrite=a.overwrite, **opts)
     if os.environ.get('RANK', '0') != '0': return 0   # several processes: the first one reports

@@ -113,10 +113,11 @@ def test_shipped_configs_match_the_experiment_notebook(name):
     assert nb == (ROOT/'nbs'/'experiments'/'finetune.ipynb').resolve()
     check_parameters(runs, nb)
     methods = {r['params']['method'] for r in runs}
-    assert {'none', 'full', 'lora'} <= methods
+    assert methods & {'none', 'zero-shot'} and {'full', 'lora'} <= methods   # an untrained baseline, full and LoRA
     if name != 'demo': assert methods >= {'prefix', 'freeze'} and {r['params'].get('lora_r') for r in runs} >= {4, 8, 16}
     seeds = {r['params']['seed'] for r in runs if r['params']['method'] != 'none'}
-    assert len(seeds) == (3 if name == 'e2e_ablation' else 2)   # the issue asks for 3 seeds on E2E
+    # the issue asks for 3 seeds on E2E; the demo's 10-minute budget on 2 cores buys one run of each method of a 135M model
+    assert len(seeds) == {'e2e_ablation': 3, 'myntra_ablation': 2, 'demo': 1}[name]
 
 def test_experiment_parameters_in_sync():
     "The notebook's parameters cell and run_experiment's defaults name the same parameters."
