@@ -103,19 +103,21 @@ def convert_gguf(gguf, out, *, name:str|None=None, meta:dict|None=None) -> Path:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         model.load_state_dict(q.state_dict(), strict=True)
         model.generation_config = q.generation_config
-        tmp = out.parent/f'.tmp-{out.name}-{os.getpid()}'
+        tmp = out.parent/f'.tmp-{out.name}-{os.getpid()}'   # written here, renamed into place when complete
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(str(tmp)); tok.save_pretrained(str(tmp))
+        try:
+            model.save_pretrained(str(tmp)); tok.save_pretrained(str(tmp))
+            info = dict(name=name or gguf.stem, gguf_file=gguf.name, gguf_path=str(gguf), gguf_sha256=_sha256(gguf),
+                        architecture=type(model).__name__, params=sum(p.numel() for p in model.parameters()),
+                        chat_template=bool(tok.chat_template), convert_s=round(time.time() - t0, 2),
+                        transformers=transformers.__version__, version=GGUF_CONVERT_VERSION, **(meta or {}))
+            atomic_write_text(tmp/'README.md', _gguf_card(info))
+            atomic_write_json(tmp/'convert.json', info)
+            if out.exists(): shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally: shutil.rmtree(tmp, ignore_errors=True)   # gone after the rename; a failed conversion leaves nothing
     finally:
         if bars: hf_logging.enable_progress_bar()
-    info = dict(name=name or gguf.stem, gguf_file=gguf.name, gguf_path=str(gguf), gguf_sha256=_sha256(gguf),
-                architecture=type(model).__name__, params=sum(p.numel() for p in model.parameters()), chat_template=bool(tok.chat_template),
-                convert_s=round(time.time() - t0, 2), transformers=transformers.__version__, version=GGUF_CONVERT_VERSION,
-                **(meta or {}))
-    atomic_write_text(tmp/'README.md', _gguf_card(info))
-    atomic_write_json(tmp/'convert.json', info)
-    if out.exists(): shutil.rmtree(out)
-    os.replace(tmp, out)
     return out
 
 # %% ../nbs/02_models.ipynb #959791c1

@@ -118,3 +118,12 @@ def test_shared_prefix_of_few_shot_prompts_gives_the_same_tokens(smol, products)
     assert common_prefix_len(enc) > 300
     g = generation_config(max_new_tokens=10, eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id)
     assert generate_ids(model, enc, g, batch_size=2) == generate_ids(model, enc, g, batch_size=2, shared_prefix=False)
+
+
+def test_a_file_that_is_not_gguf_is_a_clear_error_and_leaves_nothing(tmp_path):
+    from descgen.core import cache_root
+    bad = tmp_path/'broken.gguf'
+    bad.write_bytes(b'not a gguf file at all' * 10)
+    with pytest.raises(DescgenError, match='broken.gguf: not a GGUF model'):
+        load_model(str(bad))
+    assert not [p for p in (cache_root()/'models').glob('*broken*') if p.is_dir()]
