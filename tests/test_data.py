@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from descgen.core import DescgenError
 from descgen import data as D
+from descgen.recipes import _norm_desc
 
 
 def toy_tokenizer(texts, seq2seq=False):
@@ -171,7 +172,7 @@ def test_myntra_card_counts_every_cleaning_action(data_dir, tmp_path):
     ps = [p for s in D.SPLITS for p in D.load_split(d, s)]
     assert len(ps) == c['rows_out']
     assert not any('Warranty provided by' in p.references[0] for p in ps)
-    assert len({D._norm_desc(p.references[0]) for p in ps}) == len(ps)  # no duplicated descriptions left
+    assert len({_norm_desc(p.references[0]) for p in ps}) == len(ps)  # no duplicated descriptions left
     p = next(p for p in ps if p.id == 'myntra-10017413')
     assert ('brand', 'DKNY') in p.attributes and ('product_type', 'Trolley Bag') in p.attributes and p.category == 'accessories'
     assert 'TSA lock. One handle' in p.references[0]
