@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib, json, os, platform, resource, subprocess, sys, tempfile
 from configparser import ConfigParser
 from pathlib import Path
+from fastcore.script import anno_parser
 
 # %% auto #0
 __all__ = ['DescgenError', 'project_root', 'data_root', 'cache_root', 'canonical_json', 'stable_hash', 'atomic_write_text',
            'atomic_write_json', 'write_jsonl', 'read_jsonl', 'set_seed', 'peak_rss_mb', 'peak_memory_mb',
-           'autocast_dtype', 'git_commit', 'env_info']
+           'autocast_dtype', 'git_commit', 'env_info', 'count_parameters', 'param_summary', 'dir_bytes',
+           'markdown_table', 'set_threads', 'run_cli']
 
 # %% ../nbs/00_core.ipynb #f72847f9
 class DescgenError(Exception):
@@ -156,3 +158,54 @@ def env_info() -> dict:
         info['torch_threads'] = torch.get_num_threads()
         if torch.cuda.is_available(): info['gpu'] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
+
+# %% ../nbs/00_core.ipynb #58c7eb72
+def count_parameters(model, trainable_only:bool=False) -> int:
+    "Number of distinct parameters (shared/tied tensors counted once); only those with `requires_grad` if `trainable_only`."
+    seen, n = set(), 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad): continue
+        seen.add(id(p))
+        n += p.numel()
+    return n
+
+# %% ../nbs/00_core.ipynb #344361c8
+def param_summary(model) -> dict:
+    "Trainable and total parameter counts (tied tensors once) and the trainable percentage, as every run records them."
+    total, trainable = count_parameters(model), count_parameters(model, trainable_only=True)
+    return {'trainable_params': trainable, 'total_params': total, 'trainable_pct': round(100 * trainable / max(total, 1), 4)}
+
+# %% ../nbs/00_core.ipynb #409ca227
+def dir_bytes(path:Path|str, patterns=('*',), skip=()) -> int:
+    "Total size of the files under `path` matching any of `patterns`, leaving out those below a folder named in `skip`."
+    path = Path(path)
+    files = {f for pat in patterns for f in path.rglob(pat) if f.is_file()}
+    keep = lambda f: not any(part in skip or any(part.startswith(s) for s in skip) for part in f.relative_to(path).parts[:-1])
+    return sum(f.stat().st_size for f in files if keep(f))
+
+# %% ../nbs/00_core.ipynb #6f730220
+def markdown_table(rows, cols:list|None=None, align:str='r', fmt=str) -> str:
+    "A GitHub markdown table of `rows` (dicts, or a DataFrame); columns `cols` (default: all), after the first aligned `align`."
+    if hasattr(rows, 'to_dict'): cols, rows = cols or list(rows.columns), rows.to_dict('records')
+    cols = cols or (list(rows[0]) if rows else [])
+    cell = lambda v: fmt(v).replace('|', '\\|').replace('\n', ' ')
+    head = '| ' + ' | '.join(cell(c) for c in cols) + ' |'
+    sep = '|' + '|'.join('---' if i == 0 or align == 'l' else '--:' for i in range(len(cols))) + '|'
+    return '\n'.join([head, sep] + ['| ' + ' | '.join(cell(r.get(c, '')) for c in cols) + ' |' for r in rows])
+
+# %% ../nbs/00_core.ipynb #76e79eb4
+_TORCH_DEFAULT_THREADS = []   # torch's own thread count, read on the first call
+
+def set_threads(n:int|None) -> int:
+    "Use `n` torch threads in this process (None: torch's default); the number now in use."
+    import torch
+    if not _TORCH_DEFAULT_THREADS: _TORCH_DEFAULT_THREADS.append(torch.get_num_threads())
+    torch.set_num_threads(int(n) if n else _TORCH_DEFAULT_THREADS[0])
+    return torch.get_num_threads()
+
+# %% ../nbs/00_core.ipynb #ad94a000
+def run_cli(func, argv:list[str]|None=None, prog:str|None=None):
+    "Parse `argv` with the parser fastcore's `anno_parser` builds from `func`'s signature and comments, then call `func`."
+    args = vars(anno_parser(func, prog=prog).parse_args(argv))
+    for k in ('pdb', 'xtra'): args.pop(k, None)   # fastcore's own debugging options
+    return func(**args)
