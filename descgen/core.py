@@ -32,19 +32,21 @@ def project_root(start:Path|str|None=None) -> Path|None:
 
 # %% ../nbs/00_core.ipynb #6c6b488a
 def data_root(required:bool=False) -> Path|None:
-    "Folder of the real datasets: `$DESCGEN_DATA`, else `data_path` in settings.ini; None (or an error if `required`) when absent."
+    "Folder of the real datasets: `$DESCGEN_DATA`, else `data_path` in settings.ini; None (or an error if `required`)."
     env = os.environ.get('DESCGEN_DATA')
     if env: p = Path(env).expanduser()
     else:
         p, root = None, project_root()
         if root is not None:
-            cfg = ConfigParser(delimiters=['=']); cfg.read(root/'settings.ini', encoding='utf-8')
+            cfg = ConfigParser(delimiters=['='])
+            cfg.read(root/'settings.ini', encoding='utf-8')
             rel = cfg['DEFAULT'].get('data_path')
             if rel: p = (root/rel).resolve()
     if p is not None and p.is_dir(): return p
     if required:
         raise DescgenError(f"The real datasets were not found (looked at {p or 'nothing: DESCGEN_DATA is unset'}). "
-                           "Set DESCGEN_DATA to the folder holding e2e/ and myntra/; see data/README.md for the sources.")
+                           "Set DESCGEN_DATA to the folder holding e2e/ and myntra/; see data/README.md for the "
+                           "sources.")
     return None
 
 # %% ../nbs/00_core.ipynb #9e597e3d
@@ -66,11 +68,14 @@ def stable_hash(obj, n:int=12) -> str:
 # %% ../nbs/00_core.ipynb #7559db16
 def atomic_write_text(path:Path|str, text:str, encoding='utf-8') -> Path:
     "Write `text` to `path` through a temporary file and an atomic rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'w', encoding=encoding) as f:
-            f.write(text); f.flush(); os.fsync(f.fileno())
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
@@ -86,7 +91,8 @@ def write_jsonl(path:Path|str, rows, atomic:bool=True) -> Path:
     "Write an iterable of dicts as JSON lines."
     text = ''.join(json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in rows)
     if atomic: return atomic_write_text(path, text)
-    Path(path).write_text(text, encoding='utf-8'); return Path(path)
+    Path(path).write_text(text, encoding='utf-8')
+    return Path(path)
 
 def read_jsonl(path:Path|str) -> list:
     "Read JSON lines; a broken line raises `DescgenError` naming file and line."
@@ -95,7 +101,8 @@ def read_jsonl(path:Path|str) -> list:
         for i, line in enumerate(f, 1):
             if not line.strip(): continue
             try: out.append(json.loads(line))
-            except json.JSONDecodeError as e: raise DescgenError(f'{path}, line {i}: not valid JSON ({e.msg})') from None
+            except json.JSONDecodeError as e:
+                raise DescgenError(f'{path}, line {i}: not valid JSON ({e.msg})') from None
     return out
 
 # %% ../nbs/00_core.ipynb #288457b4
@@ -103,7 +110,8 @@ def set_seed(seed:int):
     "Seed python, numpy and torch (and CUDA when present)."
     import random
     import numpy as np
-    random.seed(seed); np.random.seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
     try:
         import torch
         torch.manual_seed(seed)
@@ -151,17 +159,19 @@ def env_info() -> dict:
               'sacrebleu', 'rouge-score', 'papermill']:
         try: libs[n] = version(n)
         except PackageNotFoundError: libs[n] = None
-    info = {'python': platform.python_version(), 'platform': platform.platform(), 'cpu': platform.processor() or platform.machine(),
+    info = {'python': platform.python_version(), 'platform': platform.platform(),
+            'cpu': platform.processor() or platform.machine(),
             'cpu_count': os.cpu_count(), 'libraries': libs, 'git_commit': git_commit(), 'gpu': None}
     if 'torch' in sys.modules:
         import torch
         info['torch_threads'] = torch.get_num_threads()
-        if torch.cuda.is_available(): info['gpu'] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available():
+            info['gpu'] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
 
-# %% ../nbs/00_core.ipynb #58c7eb72
+# %% ../nbs/00_core.ipynb #b1fa4a79
 def count_parameters(model, trainable_only:bool=False) -> int:
-    "Number of distinct parameters (shared/tied tensors counted once); only those with `requires_grad` if `trainable_only`."
+    "Number of distinct parameters (tied tensors counted once); only those with `requires_grad` if `trainable_only`."
     seen, n = set(), 0
     for p in model.parameters():
         if id(p) in seen or (trainable_only and not p.requires_grad): continue
@@ -169,23 +179,24 @@ def count_parameters(model, trainable_only:bool=False) -> int:
         n += p.numel()
     return n
 
-# %% ../nbs/00_core.ipynb #344361c8
+# %% ../nbs/00_core.ipynb #ebdc7fd2
 def param_summary(model) -> dict:
     "Trainable and total parameter counts (tied tensors once) and the trainable percentage, as every run records them."
     total, trainable = count_parameters(model), count_parameters(model, trainable_only=True)
-    return {'trainable_params': trainable, 'total_params': total, 'trainable_pct': round(100 * trainable / max(total, 1), 4)}
+    pct = round(100 * trainable / max(total, 1), 4)
+    return {'trainable_params': trainable, 'total_params': total, 'trainable_pct': pct}
 
-# %% ../nbs/00_core.ipynb #409ca227
+# %% ../nbs/00_core.ipynb #e236b6c3
 def dir_bytes(path:Path|str, patterns=('*',), skip=()) -> int:
     "Total size of the files under `path` matching any of `patterns`, leaving out those below a folder named in `skip`."
     path = Path(path)
     files = {f for pat in patterns for f in path.rglob(pat) if f.is_file()}
-    keep = lambda f: not any(part in skip or any(part.startswith(s) for s in skip) for part in f.relative_to(path).parts[:-1])
-    return sum(f.stat().st_size for f in files if keep(f))
+    skipped = lambda f: any(part.startswith(s) for part in f.relative_to(path).parts[:-1] for s in skip)
+    return sum(f.stat().st_size for f in files if not skipped(f))
 
-# %% ../nbs/00_core.ipynb #6f730220
+# %% ../nbs/00_core.ipynb #f5a75b3b
 def markdown_table(rows, cols:list|None=None, align:str='r', fmt=str) -> str:
-    "A GitHub markdown table of `rows` (dicts, or a DataFrame); columns `cols` (default: all), after the first aligned `align`."
+    "A GitHub markdown table of `rows` (dicts or a DataFrame); `cols` default: all; after the first, `align`ed."
     if hasattr(rows, 'to_dict'): cols, rows = cols or list(rows.columns), rows.to_dict('records')
     cols = cols or (list(rows[0]) if rows else [])
     cell = lambda v: fmt(v).replace('|', '\\|').replace('\n', ' ')
@@ -193,7 +204,7 @@ def markdown_table(rows, cols:list|None=None, align:str='r', fmt=str) -> str:
     sep = '|' + '|'.join('---' if i == 0 or align == 'l' else '--:' for i in range(len(cols))) + '|'
     return '\n'.join([head, sep] + ['| ' + ' | '.join(cell(r.get(c, '')) for c in cols) + ' |' for r in rows])
 
-# %% ../nbs/00_core.ipynb #76e79eb4
+# %% ../nbs/00_core.ipynb #f60d7818
 _TORCH_DEFAULT_THREADS = []   # torch's own thread count, read on the first call
 
 def set_threads(n:int|None) -> int:
@@ -203,9 +214,9 @@ def set_threads(n:int|None) -> int:
     torch.set_num_threads(int(n) if n else _TORCH_DEFAULT_THREADS[0])
     return torch.get_num_threads()
 
-# %% ../nbs/00_core.ipynb #ad94a000
+# %% ../nbs/00_core.ipynb #d2713b19
 def run_cli(func, argv:list[str]|None=None, prog:str|None=None):
-    "Parse `argv` with the parser fastcore's `anno_parser` builds from `func`'s signature and comments, then call `func`."
+    "Parse `argv` with the parser fastcore's `anno_parser` builds from `func`'s signature and comments; call `func`."
     args = vars(anno_parser(func, prog=prog).parse_args(argv))
     for k in ('pdb', 'xtra'): args.pop(k, None)   # fastcore's own debugging options
     return func(**args)
