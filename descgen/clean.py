@@ -6,7 +6,7 @@
 from __future__ import annotations
 import html, re, unicodedata
 from collections import OrderedDict
-
+from functools import lru_cache
 
 # %% auto #0
 __all__ = ['CLEAN_STEPS', 'BOILERPLATE', 'CardLog', 'camel_words', 'clean_text']
@@ -27,7 +27,8 @@ class CardLog:
         s['count'] += n
         if example is not None and len(s['examples']) < self.max_examples: s['examples'].append(example)
 
-    def count(self, step:str) -> int: return self.steps[step]['count'] if step in self.steps else 0
+    def count(self, step:str) -> int:
+        return self.steps[step]['count'] if step in self.steps else 0
     def dropped(self) -> int: return sum(s['count'] for s in self.steps.values() if s['kind'] == 'drop')
     def to_list(self) -> list: return [dict(s) for s in self.steps.values()]
 
@@ -42,41 +43,52 @@ CLEAN_STEPS = OrderedDict([
     ('boilerplate', 'boilerplate / SEO / sizing-instruction / disclaimer sentences removed'),
     ('whitespace', 'whitespace runs collapsed, ends stripped'),
 ])
-_CAMEL_OK = {'iPhone', 'iPad', 'iPod', 'iMac', 'eBay', 'boAt', 'YouTube', 'WhatsApp', 'PlayStation', 'McDonald', 'MacBook',
-             'PowerPoint', 'JavaScript', 'LinkedIn', 'TikTok', 'AirPods', 'OnePlus', 'PlayStation', 'GoPro', 'SoundLink'}
+
+# %% ../nbs/03_clean.ipynb #7549dba4
 _SPACES = re.compile('[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u2007\ufeff]')
 _TAG = re.compile(r'<\s*/?\s*[a-zA-Z][^<>]{0,200}>')
 _CAMEL = re.compile(r'(?<=[a-z])(?=[A-Z][a-z])')
 _PUNCT = re.compile(r'(?<=[a-z]{2}[.?!])(?=[A-Z][a-z])')
 _SENT = re.compile(r'(?<=[.!?])\s+(?=[A-Z"\'(])')
-BOILERPLATE = [r'\bbuy\b.{0,100}\b(online|rs\.?\s?\d|inr|₹|best price)', r'\b(shop|order) (now|online)\b', r'\bfree (shipping|delivery)\b',
-               r'\bcash on delivery\b', r'\b(lowest|best) prices?\b', r'\bhow to measure\b', r'\bsize chart\b',
-               r'\bwhat is made to measure\b', r'\bmeasure (under|from|around) (your|the)\b', r'\bwarranty provided by\b',
-               r'^\s*disclaimer\b', r'\b(colou?rs?|shades?) (may|might) (slightly )?vary\b', r'https?://|www\.']
-_BOILER = re.compile('|'.join(f'(?:{b})' for b in BOILERPLATE), re.IGNORECASE)
-_BOILER_HINTS = ('buy', 'shop ', 'order ', 'free ', 'cash on', 'price', 'measure', 'size chart', 'warranty provided', 'disclaimer',
-                 'vary', 'http', 'www.')  # cheap prefilter: the regex runs only on texts that contain one of these
 
-from functools import lru_cache
+# %% ../nbs/03_clean.ipynb #44a798ef
+BOILERPLATE = [r'\bbuy\b.{0,100}\b(online|rs\.?\s?\d|inr|₹|best price)', r'\b(shop|order) (now|online)\b',
+               r'\bfree (shipping|delivery)\b', r'\bcash on delivery\b', r'\b(lowest|best) prices?\b',
+               r'\bhow to measure\b', r'\bsize chart\b', r'\bwhat is made to measure\b',
+               r'\bmeasure (under|from|around) (your|the)\b', r'\bwarranty provided by\b', r'^\s*disclaimer\b',
+               r'\b(colou?rs?|shades?) (may|might) (slightly )?vary\b', r'https?://|www\.']
+_BOILER = re.compile('|'.join(f'(?:{b})' for b in BOILERPLATE), re.IGNORECASE)
+_BOILER_HINTS = ('buy', 'shop ', 'order ', 'free ', 'cash on', 'price', 'measure', 'size chart', 'warranty provided',
+                 'disclaimer', 'vary', 'http', 'www.')  # cheap prefilter: the regex runs only on texts holding one
+
+# %% ../nbs/03_clean.ipynb #ffd64ff5
+_CAMEL_OK = {'iPhone', 'iPad', 'iPod', 'iMac', 'eBay', 'boAt', 'YouTube', 'WhatsApp', 'PlayStation', 'McDonald',
+             'MacBook', 'PowerPoint', 'JavaScript', 'LinkedIn', 'TikTok', 'AirPods', 'OnePlus', 'PlayStation', 'GoPro',
+             'SoundLink'}
+
 @lru_cache(maxsize=8)
 def _protect_re(protect:frozenset):
     words = sorted(set(protect) | _CAMEL_OK, key=len, reverse=True)
     return re.compile('|'.join(map(re.escape, words)))
 
 def camel_words(texts) -> set:
-    "Camel-case words (`DressBerry`, `boAt`) occurring in `texts` (e.g. brand and product names): `clean_text` keeps them whole."
+    "Camel-case words (`DressBerry`, `boAt`) in `texts` (e.g. brand and product names): `clean_text` keeps them whole."
     return {m.group(0) for t in texts for m in re.finditer(r'\b[A-Za-z]*[a-z][A-Z][A-Za-z]*\b', str(t))}
 
+# %% ../nbs/03_clean.ipynb #06ac3bcd
+def _log_change(log:CardLog, name:str, old:str, new:str, where=None):
+    i = next((j for j, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    lo = max(0, i - 40)
+    esc = (lambda t: _SPACES.sub(lambda m: f'<U+{ord(m.group()):04X}>', t)) if name == 'nbsp' else str
+    log.add(name, 'alter', CLEAN_STEPS[name], {**(where or {}), 'before': esc(old[lo:i + 60]), 'after': new[lo:i + 60]})
+
+# %% ../nbs/03_clean.ipynb #27cac798
 def clean_text(text:str, log:CardLog|None=None, where=None, protect=frozenset(), steps=tuple(CLEAN_STEPS)) -> str:
     "Clean one scraped text (see above); each step that changes it is counted in `log` with `where` as example."
     def step(name, new):
         nonlocal text
-        if new != text:
-            if log is not None:
-                i = next((j for j, (a, b) in enumerate(zip(text, new)) if a != b), min(len(text), len(new)))
-                lo, esc = max(0, i - 40), (lambda t: _SPACES.sub(lambda m: f'<U+{ord(m.group()):04X}>', t)) if name == 'nbsp' else str
-                log.add(name, 'alter', CLEAN_STEPS[name], {**(where or {}), 'before': esc(text[lo:i + 60]), 'after': new[lo:i + 60]})
-            text = new
+        if new != text and log is not None: _log_change(log, name, text, new, where)
+        text = new
     if log is not None and not getattr(log, '_clean_declared', False):
         for s in CLEAN_STEPS:
             if s in steps: log.declare(s, 'alter', CLEAN_STEPS[s])

@@ -9,7 +9,6 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from .core import DescgenError
 
-
 # %% auto #0
 __all__ = ['LINEAR_FORMATS', 'PROMPT_TEMPLATE', 'CHAT_SYSTEM', 'DELEX_KEYS', 'Product', 'linearize', 'make_prompt',
            'uses_chat_template', 'prompt_text', 'delexicalize', 'original_references', 'relexicalize', 'input_key',
@@ -61,7 +60,8 @@ def _order(attributes, order='given', seed=None) -> list:
     if order == 'given': return attrs
     if order == 'canonical': return sorted(attrs)
     if order == 'shuffle':
-        attrs = list(attrs); random.Random(seed).shuffle(attrs); return attrs
+        random.Random(seed).shuffle(attrs)
+        return attrs
     raise DescgenError(f"unknown attribute order {order!r}: use 'given', 'canonical' or 'shuffle'")
 
 def _words(key:str) -> str:
@@ -95,21 +95,26 @@ def make_prompt(product, fmt:str='kv', order:str='given', seed=None) -> str:
 CHAT_SYSTEM = 'Write a product description from the attributes.'   # the system turn of chat prompts
 
 def uses_chat_template(tokenizer) -> bool:
-    "True when `tokenizer` has a chat template (an instruct model): prompts go through it and the description is the assistant turn."
+    "True when `tokenizer` has a chat template (an instruct model): prompts go through it."
     return bool(getattr(tokenizer, 'chat_template', None))
 
-def prompt_text(product, tokenizer=None, fmt:str='kv', order:str='given', seed=None, shots=(), system:str|None=CHAT_SYSTEM) -> str:
-    """The prompt of `product` (a `Product`, its dict, or a ready user text) as text. With a chat-template `tokenizer`: the
-    `system` turn (None: the template's own default), one user/assistant pair per example in `shots`, the attributes as the
-    user turn and the opening of the assistant turn. Otherwise `make_prompt`, after the examples as prompt + reference."""
+# %% ../nbs/01_products.ipynb #7f972e21
+def prompt_text(product, tokenizer=None, fmt:str='kv', order:str='given', seed=None, shots=(),
+                system:str|None=CHAT_SYSTEM) -> str:
+    """The prompt of `product` (a `Product`, its dict, or a ready user text) as text. With a chat-template
+    `tokenizer`: the `system` turn (None: the template's own default), one user/assistant pair per example in
+    `shots`, the attributes as the user turn and the opening of the assistant turn. Otherwise `make_prompt`,
+    after the examples as prompt + reference."""
     as_p = lambda x: x if isinstance(x, (Product, str)) else Product.from_dict(x)
     p, shots = as_p(product), [as_p(s) for s in (shots or ())]
     for s in shots:
-        if isinstance(s, str) or not s.references: raise DescgenError('few-shot examples must be products with a reference description')
+        if isinstance(s, str) or not s.references:
+            raise DescgenError('few-shot examples must be products with a reference description')
     if tokenizer is not None and uses_chat_template(tokenizer):
         user = lambda x: x if isinstance(x, str) else linearize(x.attributes, fmt, order, seed)
         msgs = [{'role': 'system', 'content': system}] if system is not None else []
-        for s in shots: msgs += [{'role': 'user', 'content': user(s)}, {'role': 'assistant', 'content': s.references[0]}]
+        for s in shots:
+            msgs += [{'role': 'user', 'content': user(s)}, {'role': 'assistant', 'content': s.references[0]}]
         msgs.append({'role': 'user', 'content': user(p)})
         return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     ex = ''.join(f'{make_prompt(s, fmt, order, seed)} {s.references[0]}\n\n' for s in shots)
@@ -130,7 +135,10 @@ def delexicalize(product:Product, keys=DELEX_KEYS, stats:Counter|None=None) -> P
     keys, seen, mapping, attrs = set(keys), Counter(), {}, []
     for k, v in product.attributes:
         if k in keys and v.strip():
-            seen[k] += 1; ph = _placeholder(k, seen[k]); mapping[ph] = v; attrs.append((k, ph))
+            seen[k] += 1
+            ph = _placeholder(k, seen[k])
+            mapping[ph] = v
+            attrs.append((k, ph))
         else: attrs.append((k, v))
     refs = []
     for ref in product.references:
@@ -138,10 +146,12 @@ def delexicalize(product:Product, keys=DELEX_KEYS, stats:Counter|None=None) -> P
             ref, n = _value_re(v).subn(ph, ref)
             if stats is not None: stats['replaced' if n else 'value_not_in_reference'] += 1
         refs.append(ref)
-    meta = dict(product.meta); meta['delex'] = {**meta.get('delex', {}), **mapping}
-    meta.setdefault('original_references', list(product.references))  # what outputs are scored against after relexicalisation
+    meta = dict(product.meta)
+    meta['delex'] = {**meta.get('delex', {}), **mapping}
+    meta.setdefault('original_references', list(product.references))  # scored against after relexicalisation
     return Product(product.id, attrs, refs, product.category, product.lang, product.source, meta)
 
+# %% ../nbs/01_products.ipynb #ed6ae743
 def original_references(product:Product) -> list:
     "The references as written (before delexicalisation): score relexicalised outputs against these."
     return list(product.meta.get('original_references') or product.references)
@@ -150,7 +160,7 @@ def relexicalize(text:str, mapping:dict) -> str:
     "Put the original values back in place of the placeholders of `mapping` (placeholder -> value)."
     for ph in sorted(mapping, key=len, reverse=True):
         core = re.escape(ph.strip('_'))
-        text = re.sub(r'_\s*_\s*' + core + r'\s*_\s*_', lambda m, v=mapping[ph]: v, text)  # tolerate detokenisation spaces
+        text = re.sub(r'_\s*_\s*' + core + r'\s*_\s*_', lambda m, v=mapping[ph]: v, text)  # detokenisation spaces
     return text
 
 # %% ../nbs/01_products.ipynb #04ba997d
@@ -158,6 +168,7 @@ def input_key(product:Product) -> str:
     "The grouping key of a product: its attributes in canonical order."
     return linearize(product.attributes, 'kv', order='canonical')
 
+# %% ../nbs/01_products.ipynb #bfed5023
 def grouped_split(products:list, fractions:dict, seed:int=0, key=input_key) -> dict:
     "Split `products` into `fractions` (name -> fraction, summing to 1) so that no `key` is in two splits."
     if not products: return {k: [] for k in fractions}
@@ -170,7 +181,9 @@ def grouped_split(products:list, fractions:dict, seed:int=0, key=input_key) -> d
     total, out, i = len(products), {k: [] for k in fractions}, 0
     splits = list(fractions.items())
     bounds, acc = [], 0.0
-    for k, f in splits: acc += f; bounds.append((k, round(acc * total)))
+    for k, f in splits:
+        acc += f
+        bounds.append((k, round(acc * total)))
     for g in names:
         while i < len(bounds) - 1 and sum(len(v) for v in out.values()) >= bounds[i][1]: i += 1
         out[bounds[i][0]].extend(groups[g])
@@ -181,7 +194,8 @@ def _stats(xs) -> dict:
     xs = sorted(xs)
     if not xs: return {'n': 0}
     q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]
-    return {'n': len(xs), 'min': xs[0], 'mean': round(sum(xs) / len(xs), 2), 'p50': q(0.5), 'p95': q(0.95), 'max': xs[-1]}
+    return {'n': len(xs), 'min': xs[0], 'mean': round(sum(xs) / len(xs), 2), 'p50': q(0.5), 'p95': q(0.95),
+            'max': xs[-1]}
 
 def length_stats(products:list) -> dict:
     "Length statistics of a list of products (words/characters of descriptions and inputs)."
@@ -194,7 +208,7 @@ def length_stats(products:list) -> dict:
 
 # %% ../nbs/01_products.ipynb #60e1baf9
 def unseen_input_values(splits:dict, ref:str='train', max_examples:int=5) -> dict:
-    "Per split (other than `ref`) and key: {products, values, examples} for input values never seen with that key in `ref`."
+    "Per split (not `ref`) and key: {products, values, examples} of input values never seen with that key in `ref`."
     seen = {}
     for p in splits.get(ref, []):
         for k, v in p.attributes: seen.setdefault(k, set()).add(v)
@@ -207,7 +221,7 @@ def unseen_input_values(splits:dict, ref:str='train', max_examples:int=5) -> dic
                 d = per.setdefault(k, {'products': 0, 'values': set()})
                 d['products'] += 1
                 d['values'] |= {v for kk, v in p.attributes if kk == k and v not in seen.get(k, ())}
-        out[sp] = {k: {'products': d['products'], 'products_frac': round(d['products'] / len(ps), 4), 'values': len(d['values']),
-                       'examples': sorted(d['values'])[:max_examples]}
+        out[sp] = {k: {'products': d['products'], 'products_frac': round(d['products'] / len(ps), 4),
+                       'values': len(d['values']), 'examples': sorted(d['values'])[:max_examples]}
                    for k, d in sorted(per.items(), key=lambda kv: -kv[1]['products'])}
     return out

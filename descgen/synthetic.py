@@ -8,17 +8,16 @@ import random
 from .core import DescgenError
 from .products import Product, _join
 
-
 # %% auto #0
 __all__ = ['synthetic_schema', 'synthetic_products']
 
-# %% ../nbs/02_synthetic.ipynb #80bb53cb
+# %% ../nbs/02_synthetic.ipynb #5759245a
 _SYN_SEED = 20261128  # fixes the vocabulary (brands, model codes); products use the user's seed
 
 def _brands(n=48):
     r = random.Random(_SYN_SEED)
-    a, b = ['Ka', 'Lu', 'Mo', 'Ve', 'Zo', 'Ri', 'Ta', 'No', 'Se', 'Ar', 'Bel', 'Cor', 'Dra', 'Fen', 'Gal', 'Hal'], \
-           ['ro', 'na', 'vix', 'lo', 'tex', 'mira', 'dan', 'sol', 'ven', 'ko', 'ria', 'tis', 'ford', 'lane']
+    a = ['Ka', 'Lu', 'Mo', 'Ve', 'Zo', 'Ri', 'Ta', 'No', 'Se', 'Ar', 'Bel', 'Cor', 'Dra', 'Fen', 'Gal', 'Hal']
+    b = ['ro', 'na', 'vix', 'lo', 'tex', 'mira', 'dan', 'sol', 'ven', 'ko', 'ria', 'tis', 'ford', 'lane']
     out = []
     while len(out) < n:
         w = r.choice(a) + r.choice(b) + (r.choice(['', '', 'a', 'o', 'en']))
@@ -33,24 +32,28 @@ def _models(n=96):
         if m not in out: out.append(m)
     return out
 
+# %% ../nbs/02_synthetic.ipynb #0e8aa704
 _SYN_VALUES = {
     'brand': _brands(), 'model': _models(),
-    'colour': ['black', 'white', 'navy', 'grey', 'olive', 'red', 'beige', 'teal', 'mustard', 'burgundy', 'charcoal',
-               'sky blue', 'blush pink', 'forest green', 'cream', 'silver', 'rose gold', 'lavender'],
-    'material': ['cotton', 'organic cotton', 'linen', 'wool', 'polyester', 'denim', 'leather', 'suede', 'canvas',
-                 'mesh', 'bamboo', 'ceramic', 'stainless steel', 'oak wood', 'glass', 'recycled plastic', 'aluminium',
-                 'natural rubber', 'TPE foam', 'nylon'],
+    'colour': ['black', 'white', 'navy', 'grey', 'olive', 'red', 'beige', 'teal', 'mustard', 'burgundy',
+               'charcoal', 'sky blue', 'blush pink', 'forest green', 'cream', 'silver', 'rose gold',
+               'lavender'],
+    'material': ['cotton', 'organic cotton', 'linen', 'wool', 'polyester', 'denim', 'leather', 'suede',
+                 'canvas', 'mesh', 'bamboo', 'ceramic', 'stainless steel', 'oak wood', 'glass',
+                 'recycled plastic', 'aluminium', 'natural rubber', 'TPE foam', 'nylon'],
     'gender': ['men', 'women', 'unisex', 'boys', 'girls'],
     'fit': ['slim fit', 'regular fit', 'relaxed fit', 'oversized fit', 'tailored fit'],
     'sleeve': ['short sleeves', 'long sleeves', 'three-quarter sleeves', 'sleeveless cut', 'roll-up sleeves'],
     'neckline': ['crew neck', 'V-neck', 'polo collar', 'mandarin collar', 'hooded neckline', 'boat neck'],
-    'pattern': ['solid', 'striped', 'checked', 'floral print', 'graphic print', 'polka dots', 'camouflage print'],
+    'pattern': ['solid', 'striped', 'checked', 'floral print', 'graphic print', 'polka dots',
+                'camouflage print'],
     'size_range': ['XS to XL', 'S to XXL', 'M to 3XL', 'UK 3 to UK 9', 'UK 6 to UK 12', 'one size'],
     'care': ['machine wash cold', 'hand wash only', 'dry clean only', 'wipe with a damp cloth'],
     'occasion': ['casual wear', 'office wear', 'party wear', 'festive wear', 'outdoor use', 'everyday use'],
     'season': ['summer', 'winter', 'monsoon', 'all seasons'],
     'sole': ['rubber sole', 'EVA sole', 'leather sole', 'TPU sole', 'cushioned foam sole'],
-    'closure': ['lace-up closure', 'slip-on design', 'velcro strap', 'zip closure', 'buckle strap', 'button closure'],
+    'closure': ['lace-up closure', 'slip-on design', 'velcro strap', 'zip closure', 'buckle strap',
+                'button closure'],
     'heel_height': ['flat heel', '2 cm heel', '5 cm heel', '8 cm heel'],
     'toe_shape': ['round toe', 'pointed toe', 'square toe', 'open toe'],
     'battery_life': ['10 hours', '20 hours', '30 hours', '48 hours', '7 days', '14 days'],
@@ -72,103 +75,139 @@ _SYN_VALUES = {
     'skin_type': ['all skin types', 'dry skin', 'oily skin', 'sensitive skin', 'combination skin'],
     'volume': ['15 ml', '30 ml', '50 ml', '100 ml', '200 ml'],
     'scent': ['lavender scent', 'citrus scent', 'vanilla scent', 'sandalwood scent', 'unscented formula'],
-    'key_ingredient': ['hyaluronic acid', 'vitamin C', 'niacinamide', 'aloe vera', 'shea butter', 'retinol', 'tea tree oil'],
+    'key_ingredient': ['hyaluronic acid', 'vitamin C', 'niacinamide', 'aloe vera', 'shea butter', 'retinol',
+                       'tea tree oil'],
     'certification': ['cruelty-free', 'vegan', 'dermatologically tested', 'paraben-free'],
     'spf': ['SPF 15', 'SPF 30', 'SPF 50'],
     'hair_type': ['curly hair', 'straight hair', 'damaged hair', 'fine hair'],
     'sport': ['running', 'yoga', 'cycling', 'football', 'tennis', 'swimming', 'hiking', 'gym training'],
     'level': ['beginners', 'intermediate players', 'professionals'],
     'size': ['size 3', 'size 5', 'medium', 'large', '6 mm thick', '8 mm thick'],
-    'feature': ['anti-slip grip', 'quick-dry fabric', 'reflective details', 'breathable panels', 'adjustable strap',
-                'padded handle', 'carry bag included', 'odour control'],
+    'feature': ['anti-slip grip', 'quick-dry fabric', 'reflective details', 'breathable panels',
+                'adjustable strap', 'padded handle', 'carry bag included', 'odour control'],
     'age_group': ['adults', 'kids', 'teens'],
     'origin': ['India', 'Portugal', 'Vietnam', 'Italy', 'Japan', 'Germany'],
     'price': [f'Rs. {p:,}' for p in [199, 299, 349, 499, 599, 799, 899, 999, 1299, 1499, 1799, 1999, 2499, 2999,
                                      3499, 3999, 4999, 5999, 7999, 9999, 12999, 19999, 24999, 49999]],
 }
 
+# %% ../nbs/02_synthetic.ipynb #46a22d56
 # category -> product types, price pool slice, and (key, probability, max values[, allowed values]) in given order
 _SYN_CATEGORIES = {
     'apparel': (['t-shirt', 'shirt', 'hoodie', 'dress', 'jacket', 'kurta', 'trousers', 'sweater'], (1, 12), [
-        ('gender', 1.0, 1), ('colour', 0.95, 2), ('material', 0.8, 1, ['cotton', 'organic cotton', 'linen', 'wool', 'polyester', 'denim']),
+        ('gender', 1.0, 1), ('colour', 0.95, 2),
+        ('material', 0.8, 1, ['cotton', 'organic cotton', 'linen', 'wool', 'polyester', 'denim']),
         ('fit', 0.6, 1), ('sleeve', 0.5, 1), ('neckline', 0.5, 1), ('pattern', 0.6, 1), ('size_range', 0.4, 1),
         ('care', 0.4, 1), ('occasion', 0.4, 1), ('season', 0.3, 1), ('origin', 0.2, 1)]),
-    'footwear': (['sneakers', 'running shoes', 'boots', 'sandals', 'loafers', 'heels', 'flip-flops'], (4, 16), [
-        ('gender', 1.0, 1), ('colour', 0.9, 2), ('material', 0.8, 1, ['leather', 'suede', 'canvas', 'mesh', 'natural rubber']),
-        ('sole', 0.6, 1), ('closure', 0.6, 1), ('heel_height', 0.3, 1), ('toe_shape', 0.4, 1), ('size_range', 0.4, 1),
+    'footwear': (['sneakers', 'running shoes', 'boots', 'sandals', 'loafers', 'heels',
+         'flip-flops'], (4, 16), [
+        ('gender', 1.0, 1), ('colour', 0.9, 2),
+        ('material', 0.8, 1, ['leather', 'suede', 'canvas', 'mesh', 'natural rubber']), ('sole', 0.6, 1),
+        ('closure', 0.6, 1), ('heel_height', 0.3, 1), ('toe_shape', 0.4, 1), ('size_range', 0.4, 1),
         ('occasion', 0.5, 1), ('care', 0.2, 1), ('origin', 0.2, 1)]),
-    'electronics': (['wireless earbuds', 'headphones', 'smartwatch', 'bluetooth speaker', 'tablet', 'laptop', 'power bank'], (8, 24), [
+    'electronics': (['wireless earbuds', 'headphones', 'smartwatch', 'bluetooth speaker', 'tablet', 'laptop',
+         'power bank'], (8, 24), [
         ('model', 0.9, 1), ('colour', 0.7, 1, ['black', 'white', 'silver', 'navy', 'rose gold', 'charcoal']),
-        ('battery_life', 0.7, 1), ('connectivity', 0.7, 2), ('weight', 0.5, 1, ['120 g', '250 g', '400 g', '1.2 kg', '2.5 kg']),
-        ('warranty', 0.6, 1), ('screen_size', 0.3, 1), ('water_resistance', 0.4, 1), ('audio', 0.4, 1),
-        ('charging', 0.4, 1), ('storage', 0.3, 1)]),
-    'home': (['cushion cover', 'table lamp', 'coffee mug', 'storage box', 'curtain', 'rug', 'vase', 'water bottle'], (0, 14), [
-        ('colour', 0.9, 2), ('material', 0.9, 1, ['cotton', 'linen', 'ceramic', 'stainless steel', 'oak wood', 'glass', 'bamboo', 'recycled plastic']),
-        ('room', 0.6, 1), ('dimensions', 0.5, 1), ('capacity', 0.4, 1), ('style', 0.6, 1), ('cleaning', 0.4, 1),
-        ('pack_size', 0.4, 1), ('finish', 0.3, 1, ['matte finish', 'glossy finish', 'brushed finish']), ('origin', 0.3, 1)]),
-    'beauty': (['face serum', 'moisturiser', 'lipstick', 'sunscreen', 'shampoo', 'face wash', 'body lotion'], (1, 10), [
-        ('skin_type', 0.7, 1), ('volume', 0.8, 1), ('scent', 0.5, 1), ('key_ingredient', 0.8, 2), ('finish', 0.3, 1, ['matte finish', 'satin finish', 'dewy finish']),
-        ('certification', 0.6, 2), ('spf', 0.3, 1), ('hair_type', 0.3, 1), ('gender', 0.3, 1, ['men', 'women', 'unisex'])]),
-    'sports': (['yoga mat', 'football', 'tennis racket', 'gym bag', 'water bottle', 'cycling gloves', 'dumbbell set'], (2, 18), [
-        ('sport', 0.9, 1), ('colour', 0.8, 2), ('material', 0.6, 1, ['TPE foam', 'natural rubber', 'nylon', 'polyester', 'aluminium', 'mesh']),
-        ('level', 0.5, 1), ('size', 0.4, 1), ('weight', 0.4, 1), ('feature', 0.7, 3), ('age_group', 0.4, 1), ('warranty', 0.3, 1)]),
+        ('battery_life', 0.7, 1), ('connectivity', 0.7, 2),
+        ('weight', 0.5, 1, ['120 g', '250 g', '400 g', '1.2 kg', '2.5 kg']), ('warranty', 0.6, 1),
+        ('screen_size', 0.3, 1), ('water_resistance', 0.4, 1), ('audio', 0.4, 1), ('charging', 0.4, 1),
+        ('storage', 0.3, 1)]),
+    'home': (['cushion cover', 'table lamp', 'coffee mug', 'storage box', 'curtain', 'rug', 'vase',
+         'water bottle'], (0, 14), [
+        ('colour', 0.9, 2),
+        ('material', 0.9, 1, ['cotton', 'linen', 'ceramic', 'stainless steel', 'oak wood', 'glass', 'bamboo',
+                              'recycled plastic']),
+        ('room', 0.6, 1), ('dimensions', 0.5, 1), ('capacity', 0.4, 1), ('style', 0.6, 1),
+        ('cleaning', 0.4, 1), ('pack_size', 0.4, 1),
+        ('finish', 0.3, 1, ['matte finish', 'glossy finish', 'brushed finish']), ('origin', 0.3, 1)]),
+    'beauty': (['face serum', 'moisturiser', 'lipstick', 'sunscreen', 'shampoo', 'face wash',
+         'body lotion'], (1, 10), [
+        ('skin_type', 0.7, 1), ('volume', 0.8, 1), ('scent', 0.5, 1), ('key_ingredient', 0.8, 2),
+        ('finish', 0.3, 1, ['matte finish', 'satin finish', 'dewy finish']), ('certification', 0.6, 2),
+        ('spf', 0.3, 1), ('hair_type', 0.3, 1), ('gender', 0.3, 1, ['men', 'women', 'unisex'])]),
+    'sports': (['yoga mat', 'football', 'tennis racket', 'gym bag', 'water bottle', 'cycling gloves',
+         'dumbbell set'], (2, 18), [
+        ('sport', 0.9, 1), ('colour', 0.8, 2),
+        ('material', 0.6, 1, ['TPE foam', 'natural rubber', 'nylon', 'polyester', 'aluminium', 'mesh']),
+        ('level', 0.5, 1), ('size', 0.4, 1), ('weight', 0.4, 1), ('feature', 0.7, 3), ('age_group', 0.4, 1),
+        ('warranty', 0.3, 1)]),
 }
 
+# %% ../nbs/02_synthetic.ipynb #6ae3dc57
 # phrasings: full sentences ('s') and verb phrases ('c', used to merge two facts in one sentence); {v} is the value
 _SYN_PHRASES = {
-    'gender':   {'s': ['It is designed for {v}.', 'This piece is made for {v}.', 'A pick for {v}.'], 'c': ['is designed for {v}']},
-    'colour':   {'s': ['It comes in {v}.', 'The colour is {v}.', 'Available here in {v}.', 'The shade on offer is {v}.'], 'c': ['comes in {v}']},
-    'material': {'s': ['It is made of {v}.', 'The body is crafted from {v}.', 'Built from {v} for daily use.'], 'c': ['is made of {v}']},
-    'fit':      {'s': ['It has a {v}.', 'The cut is a {v}.'], 'c': ['has a {v}']},
-    'sleeve':   {'s': ['It features {v}.', 'The design has {v}.'], 'c': ['features {v}']},
+    'gender': {'s': ['It is designed for {v}.', 'This piece is made for {v}.', 'A pick for {v}.'],
+               'c': ['is designed for {v}']},
+    'colour': {'s': ['It comes in {v}.', 'The colour is {v}.', 'Available here in {v}.',
+                     'The shade on offer is {v}.'],
+               'c': ['comes in {v}']},
+    'material': {'s': ['It is made of {v}.', 'The body is crafted from {v}.', 'Built from {v} for daily use.'],
+                 'c': ['is made of {v}']},
+    'fit': {'s': ['It has a {v}.', 'The cut is a {v}.'], 'c': ['has a {v}']},
+    'sleeve': {'s': ['It features {v}.', 'The design has {v}.'], 'c': ['features {v}']},
     'neckline': {'s': ['It has a {v}.', 'A {v} finishes the look.'], 'c': ['has a {v}']},
-    'pattern':  {'s': ['The pattern is {v}.', 'It shows a {v} look.'], 'c': ['has a {v} pattern']},
+    'pattern': {'s': ['The pattern is {v}.', 'It shows a {v} look.'], 'c': ['has a {v} pattern']},
     'size_range': {'s': ['Sizes run from {v}.', 'It is offered in sizes {v}.'], 'c': ['comes in sizes {v}']},
-    'care':     {'s': ['Care: {v}.', 'For care, {v}.', 'We recommend: {v}.'], 'c': ['needs care as follows: {v}']},
-    'occasion': {'s': ['It suits {v}.', 'A good choice for {v}.', 'Made with {v} in mind.'], 'c': ['suits {v}']},
-    'season':   {'s': ['It works well in {v}.', 'Best worn in {v}.'], 'c': ['works well in {v}']},
-    'sole':     {'s': ['It sits on a {v}.', 'Underfoot there is a {v}.'], 'c': ['sits on a {v}']},
-    'closure':  {'s': ['It has a {v}.', 'It fastens with a {v}.'], 'c': ['has a {v}']},
+    'care': {'s': ['Care: {v}.', 'For care, {v}.', 'We recommend: {v}.'],
+             'c': ['needs care as follows: {v}']},
+    'occasion': {'s': ['It suits {v}.', 'A good choice for {v}.', 'Made with {v} in mind.'],
+                 'c': ['suits {v}']},
+    'season': {'s': ['It works well in {v}.', 'Best worn in {v}.'], 'c': ['works well in {v}']},
+    'sole': {'s': ['It sits on a {v}.', 'Underfoot there is a {v}.'], 'c': ['sits on a {v}']},
+    'closure': {'s': ['It has a {v}.', 'It fastens with a {v}.'], 'c': ['has a {v}']},
     'heel_height': {'s': ['It has a {v}.', 'The heel is a {v}.'], 'c': ['has a {v}']},
     'toe_shape': {'s': ['The shoe has a {v}.', 'It is shaped with a {v}.'], 'c': ['has a {v}']},
-    'model':    {'s': ['The model number is {v}.', 'Look for model {v}.', 'It is sold as model {v}.'], 'c': ['is model {v}']},
-    'battery_life': {'s': ['The battery lasts up to {v}.', 'You get up to {v} of battery life.', 'One charge gives {v} of use.'], 'c': ['runs for up to {v}']},
-    'connectivity': {'s': ['It connects over {v}.', 'Connectivity includes {v}.'], 'c': ['connects over {v}']},
-    'weight':   {'s': ['It weighs {v}.', 'The weight is just {v}.'], 'c': ['weighs {v}']},
-    'warranty': {'s': ['It is covered by a {v} warranty.', 'The warranty runs for {v}.'], 'c': ['carries a {v} warranty']},
+    'model': {'s': ['The model number is {v}.', 'Look for model {v}.', 'It is sold as model {v}.'],
+              'c': ['is model {v}']},
+    'battery_life': {'s': ['The battery lasts up to {v}.', 'You get up to {v} of battery life.',
+                           'One charge gives {v} of use.'],
+                     'c': ['runs for up to {v}']},
+    'connectivity': {'s': ['It connects over {v}.', 'Connectivity includes {v}.'],
+                     'c': ['connects over {v}']},
+    'weight': {'s': ['It weighs {v}.', 'The weight is just {v}.'], 'c': ['weighs {v}']},
+    'warranty': {'s': ['It is covered by a {v} warranty.', 'The warranty runs for {v}.'],
+                 'c': ['carries a {v} warranty']},
     'screen_size': {'s': ['It has a {v} screen.', 'The display measures {v}.'], 'c': ['has a {v} screen']},
-    'water_resistance': {'s': ['It is rated {v} against water.', 'Water resistance is rated {v}.'], 'c': ['is rated {v} against water']},
-    'audio':    {'s': ['It offers {v}.', 'Sound comes with {v}.'], 'c': ['offers {v}']},
+    'water_resistance': {'s': ['It is rated {v} against water.', 'Water resistance is rated {v}.'],
+                         'c': ['is rated {v} against water']},
+    'audio': {'s': ['It offers {v}.', 'Sound comes with {v}.'], 'c': ['offers {v}']},
     'charging': {'s': ['It supports {v}.', 'Topping up is easy with {v}.'], 'c': ['supports {v}']},
-    'storage':  {'s': ['It has {v} of storage.', 'Storage is {v}.'], 'c': ['stores {v}']},
-    'room':     {'s': ['It fits the {v}.', 'Ideal for the {v}.', 'Place it in the {v}.'], 'c': ['fits the {v}']},
+    'storage': {'s': ['It has {v} of storage.', 'Storage is {v}.'], 'c': ['stores {v}']},
+    'room': {'s': ['It fits the {v}.', 'Ideal for the {v}.', 'Place it in the {v}.'], 'c': ['fits the {v}']},
     'dimensions': {'s': ['It measures {v}.', 'The size is {v}.'], 'c': ['measures {v}']},
     'capacity': {'s': ['It holds {v}.', 'The capacity is {v}.'], 'c': ['holds {v}']},
-    'style':    {'s': ['The style is {v}.', 'It brings a {v} touch.'], 'c': ['has a {v} style']},
+    'style': {'s': ['The style is {v}.', 'It brings a {v} touch.'], 'c': ['has a {v} style']},
     'cleaning': {'s': ['It is {v}.', 'Cleaning: {v}.'], 'c': ['is {v}']},
     'pack_size': {'s': ['It is sold as a {v}.', 'You get a {v}.'], 'c': ['comes as a {v}']},
-    'finish':   {'s': ['It has a {v}.', 'The surface shows a {v}.'], 'c': ['has a {v}']},
+    'finish': {'s': ['It has a {v}.', 'The surface shows a {v}.'], 'c': ['has a {v}']},
     'skin_type': {'s': ['It is suited to {v}.', 'Made for {v}.'], 'c': ['suits {v}']},
-    'volume':   {'s': ['The bottle holds {v}.', 'It contains {v}.'], 'c': ['contains {v}']},
-    'scent':    {'s': ['It has a {v}.', 'Expect a {v}.'], 'c': ['has a {v}']},
-    'key_ingredient': {'s': ['The formula contains {v}.', 'Its key ingredients are {v}.', 'It is enriched with {v}.'], 'c': ['contains {v}']},
+    'volume': {'s': ['The bottle holds {v}.', 'It contains {v}.'], 'c': ['contains {v}']},
+    'scent': {'s': ['It has a {v}.', 'Expect a {v}.'], 'c': ['has a {v}']},
+    'key_ingredient': {'s': ['The formula contains {v}.', 'Its key ingredients are {v}.',
+                             'It is enriched with {v}.'],
+                       'c': ['contains {v}']},
     'certification': {'s': ['It is {v}.', 'The product is {v}.'], 'c': ['is {v}']},
-    'spf':      {'s': ['It offers {v} protection.', 'Sun protection is {v}.'], 'c': ['offers {v} protection']},
+    'spf': {'s': ['It offers {v} protection.', 'Sun protection is {v}.'], 'c': ['offers {v} protection']},
     'hair_type': {'s': ['It is made for {v}.', 'Best for {v}.'], 'c': ['is made for {v}']},
-    'sport':    {'s': ['It is built for {v}.', 'Made for {v}.', 'A companion for {v}.'], 'c': ['is built for {v}']},
-    'level':    {'s': ['It suits {v}.', 'Recommended for {v}.'], 'c': ['suits {v}']},
-    'size':     {'s': ['The size is {v}.', 'It comes in {v}.'], 'c': ['comes in {v}']},
-    'feature':  {'s': ['It features {v}.', 'Highlights include {v}.', 'It comes with {v}.'], 'c': ['features {v}']},
+    'sport': {'s': ['It is built for {v}.', 'Made for {v}.', 'A companion for {v}.'],
+              'c': ['is built for {v}']},
+    'level': {'s': ['It suits {v}.', 'Recommended for {v}.'], 'c': ['suits {v}']},
+    'size': {'s': ['The size is {v}.', 'It comes in {v}.'], 'c': ['comes in {v}']},
+    'feature': {'s': ['It features {v}.', 'Highlights include {v}.', 'It comes with {v}.'],
+                'c': ['features {v}']},
     'age_group': {'s': ['It is meant for {v}.', 'Suitable for {v}.'], 'c': ['is meant for {v}']},
-    'origin':   {'s': ['It is made in {v}.', 'Produced in {v}.'], 'c': ['is made in {v}']},
-    'price':    {'s': ['It is priced at {v}.', 'The price is {v}.', 'It retails for {v}.'], 'c': ['costs {v}']},
+    'origin': {'s': ['It is made in {v}.', 'Produced in {v}.'], 'c': ['is made in {v}']},
+    'price': {'s': ['It is priced at {v}.', 'The price is {v}.', 'It retails for {v}.'], 'c': ['costs {v}']},
 }
+
+
 _SYN_OPENERS = ['The {brand} {product_type} is ready for you.', 'Meet the {product_type} from {brand}.',
                 'This {product_type} by {brand} is a smart buy.', '{brand} presents a {product_type}.',
                 'Here is a {product_type} made by {brand}.']
 
+# %% ../nbs/02_synthetic.ipynb #a880d17b
 def synthetic_schema() -> dict:
-    "Every attribute key of the synthetic generator -> the list of values it can take (plus `product_type`, `brand`, `category`)."
+    "Every attribute key of the generator -> the values it can take (with `product_type`, `brand` and `category`)."
     out = {k: list(v) for k, v in _SYN_VALUES.items()}
     out['product_type'] = sorted({t for types, _, _ in _SYN_CATEGORIES.values() for t in types})
     out['category'] = list(_SYN_CATEGORIES)
@@ -187,14 +226,17 @@ def _syn_description(attrs:list, r:random.Random) -> str:
         k, v = facts[i]
         if i + 1 < len(facts) and r.random() < 0.25:  # merge two facts into one sentence
             k2, v2 = facts[i + 1]
-            sents.append('It ' + r.choice(_SYN_PHRASES[k]['c']).format(v=v) + ' and ' + r.choice(_SYN_PHRASES[k2]['c']).format(v=v2) + '.')
+            verb = lambda key, val: r.choice(_SYN_PHRASES[key]['c']).format(v=val)
+            sents.append(f'It {verb(k, v)} and {verb(k2, v2)}.')
             i += 2
         else:
-            sents.append(r.choice(_SYN_PHRASES[k]['s']).format(v=v)); i += 1
+            sents.append(r.choice(_SYN_PHRASES[k]['s']).format(v=v))
+            i += 1
     return ' '.join(sents)
 
+# %% ../nbs/02_synthetic.ipynb #911fcaa3
 def synthetic_products(n:int=3000, seed:int=0, n_refs:int=1) -> list:
-    "`n` synthetic products (deterministic by `seed`; product `i` does not depend on `n`), each with `n_refs` descriptions."
+    "`n` synthetic products (deterministic by `seed`; product `i` does not depend on `n`), `n_refs` descriptions each."
     if n < 1 or n_refs < 1: raise DescgenError(f'synthetic: n and n_refs must be >= 1 (got n={n}, n_refs={n_refs})')
     cats, out = list(_SYN_CATEGORIES), []
     for i in range(n):
@@ -209,5 +251,6 @@ def synthetic_products(n:int=3000, seed:int=0, n_refs:int=1) -> list:
             attrs += [(key, v) for v in r.sample(pool, min(k, len(pool)))]
         if r.random() < 0.8: attrs.append(('price', r.choice(_SYN_VALUES['price'][lo:hi])))
         refs = [_syn_description(attrs, r) for _ in range(n_refs)]
-        out.append(Product(id=f'syn-{seed}-{i:06d}', attributes=attrs, references=refs, category=cat, source='synthetic'))
+        out.append(Product(id=f'syn-{seed}-{i:06d}', attributes=attrs, references=refs, category=cat,
+                           source='synthetic'))
     return out
