@@ -4,11 +4,13 @@
 
 # %% ../nbs/11_evaluate.ipynb #6d0fd486
 from __future__ import annotations
-import argparse, csv, json, math, re, sys, unicodedata
-from functools import lru_cache
-from collections import Counter, defaultdict
+import csv, json, math, re, sys
+from collections import Counter
 from pathlib import Path
-from .core import DescgenError, data_root, atomic_write_text, atomic_write_json
+from fastcore.script import Param
+from .core import (DescgenError, data_root, atomic_write_text, atomic_write_json, cache_root, env_info, git_commit,
+                          markdown_table, read_jsonl, run_cli, write_jsonl)
+from .recipes import parse_mr
 # The faithfulness chapter, re-exported: `descgen.metrics` scores everything.
 from .faithfulness import *
 from .faithfulness import _attrs_of
@@ -18,7 +20,7 @@ __all__ = ['METRIC_MODULES', 'E2E_PUBLISHED_TGEN', 'mteval_tokenize', 'e2e_bleu_
            'wordnet_status', 'meteor', 'chrf', 'diversity', 'zh_scores', 'score', 'read_e2e_references',
            'read_e2e_outputs', 'load_pairs', 'evaluate_cli', 'module_compute', 'shipped_modules_dir',
            'write_metric_module', 'sync_metric_modules', 'metric_module_path', 'load_metric', 'score_e2e_system',
-           'score_e2e_challenge', 'write_e2e_challenge_report']
+           'write_e2e_challenge_report', 'score_e2e_challenge']
 
 # %% ../nbs/11_evaluate.ipynb #c34a32fe
 def _as_groups(references) -> list:
@@ -29,10 +31,12 @@ def _check_pairs(predictions, references) -> tuple:
     preds = ['' if p is None else str(p) for p in predictions]
     refs = _as_groups(references)
     if len(preds) != len(refs):
-        raise DescgenError(f'{len(preds)} predictions but {len(refs)} reference groups: each input needs one prediction')
+        raise DescgenError(f'{len(preds)} predictions but {len(refs)} reference groups: '
+                           'each input needs one prediction')
     for i, g in enumerate(refs):
         if not any(isinstance(r, str) and r.strip() for r in g):
-            raise DescgenError(f'reference group {i} (0-based) is empty: every input needs at least one non-empty reference')
+            raise DescgenError(f'reference group {i} (0-based) is empty: '
+                               'every input needs at least one non-empty reference')
     return preds, refs
 
 # %% ../nbs/11_evaluate.ipynb #a2e8234f
@@ -40,7 +44,7 @@ _ASCII_LOWER = str.maketrans('ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrst
 _TOK13A = None
 
 def mteval_tokenize(text:str, lowercase:bool=True) -> list:
-    "Tokens as mteval-v13a makes them: ASCII lowercasing (as `tr/[A-Z]/[a-z]/`), then the 13a rules (sacrebleu's `Tokenizer13a`)."
+    "Tokens as mteval-v13a makes them: ASCII lowercasing (`tr/[A-Z]/[a-z]/`), then the 13a rules (sacrebleu's)."
     global _TOK13A
     if _TOK13A is None:
         from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
@@ -66,10 +70,12 @@ def _bleu_from(match, tst, ref_len, max_n=4, smooth=False) -> float:
         if tst[n] == 0: continue  # mteval: an order with no test n-grams adds log(1)
         if match[n] == 0:
             if not smooth: return 0.0
-            k *= 2; logp += math.log(1 / (k * tst[n]))
+            k *= 2
+            logp += math.log(1 / (k * tst[n]))
         else: logp += math.log(match[n] / tst[n])
     return math.exp(min(0.0, 1 - ref_len / tst[1])) * math.exp(logp / max_n)
 
+# %% ../nbs/11_evaluate.ipynb #00cf186c
 def e2e_bleu_nist(predictions, references, bleu_n:int=4, nist_n:int=5, per_example:bool=True) -> dict:
     "Corpus BLEU (0-100) and NIST as the E2E scorer's mteval-v13a-sig.pl computes them, plus per-example scores."
     preds, refs = _check_pairs(predictions, references)
@@ -101,9 +107,10 @@ def e2e_bleu_nist(predictions, references, bleu_n:int=4, nist_n:int=5, per_examp
                     if n <= nist_n: tinfo[n] += info(ng) * m
         ref_len = min((abs(len(r) - len(h)), len(r)) for r in g)[1]
         ref_words = sum(len(r) for r in g)
-        for n in range(1, N + 1):
-            C['match'][n] += match[n]; C['tst'][n] += tst[n]; C['info'][n] += tinfo[n]
-        C['ref_len'] += ref_len; C['ref_words'] += ref_words
+        for key, v in (('match', match), ('tst', tst), ('info', tinfo)):
+            for n in range(1, N + 1): C[key][n] += v[n]
+        C['ref_len'] += ref_len
+        C['ref_words'] += ref_words
         if per_example:
             nist_seg = sum(tinfo[n] / max(tst[n], 1) for n in range(1, nist_n + 1))
             nist_seg *= _nist_penalty(tst[1] / (ref_words / n_sets)) if ref_words else 0.0
@@ -137,7 +144,8 @@ def _lcs(a:list, b:list) -> int:
     return prev[-1]
 
 def rouge_l(predictions, references, beta:float=1.2) -> dict:
-    "coco-caption ROUGE-L (0-100): per example, max LCS precision and max LCS recall over the references, F with `beta`; corpus = mean."
+    """coco-caption ROUGE-L (0-100): per example, max LCS precision and max LCS recall over the references,
+    F with `beta`; corpus = mean."""
     preds, refs = _check_pairs(predictions, references)
     scores = []
     for p, g in zip(preds, refs):
@@ -146,7 +154,8 @@ def rouge_l(predictions, references, beta:float=1.2) -> dict:
         for r in g:
             rt = coco_tokenize(r)
             l = _lcs(h, rt)
-            prec.append(l / len(h) if h else 0.0); rec.append(l / len(rt) if rt else 0.0)
+            prec.append(l / len(h) if h else 0.0)
+            rec.append(l / len(rt) if rt else 0.0)
         P, R = max(prec), max(rec)
         scores.append(((1 + beta**2) * P * R) / (R + beta**2 * P) if P and R else 0.0)
     return {'rouge_l': 100 * sum(scores) / len(scores), 'per_example': [100 * s for s in scores]}
@@ -194,24 +203,31 @@ def wordnet_status() -> tuple:
     "(available, reason): whether nltk can load the WordNet data METEOR needs."
     try:
         from nltk.corpus import wordnet
-        wordnet.ensure_loaded(); wordnet.synsets('dog')
+        wordnet.ensure_loaded()
+        wordnet.synsets('dog')
         return True, ''
     except Exception as e:  # LookupError when the data is missing
-        return False, f"nltk WordNet data not found ({type(e).__name__}); install it with nltk.download('wordnet') where a network is available"
+        return False, (f"nltk WordNet data not found ({type(e).__name__}); install it with nltk.download('wordnet') "
+                       "where a network is available")
 
+# %% ../nbs/11_evaluate.ipynb #9508409c
 _METEOR_PARAMS = {'meteor-1.5': dict(alpha=0.85, beta=0.20, gamma=0.60), 'nltk': {}}
 
 def meteor(predictions, references, synonyms:bool|None=None, params:str='meteor-1.5') -> dict:
-    "nltk METEOR (0-100, mean of per-example scores, each the best over its references). None with `meteor_reason` when WordNet is absent."
-    if params not in _METEOR_PARAMS: raise DescgenError(f"unknown METEOR parameters {params!r}: use 'meteor-1.5' or 'nltk'")
+    """nltk METEOR (0-100, mean of per-example scores, each the best over its references).
+    None with `meteor_reason` when WordNet is absent."""
+    if params not in _METEOR_PARAMS:
+        raise DescgenError(f"unknown METEOR parameters {params!r}: use 'meteor-1.5' or 'nltk'")
     from nltk.translate.meteor_score import meteor_score
     preds, refs = _check_pairs(predictions, references)
     ok, reason = wordnet_status()
     synonyms = synonyms is not False
     if synonyms and not ok: return {'meteor': None, 'meteor_reason': reason, 'per_example': None}
     kw = dict(_METEOR_PARAMS[params], **({} if synonyms else {'wordnet': _NoSynonyms()}))
-    scores = [meteor_score([coco_tokenize(r) for r in g], coco_tokenize(p), **kw) if p.strip() else 0.0 for p, g in zip(preds, refs)]
-    return {'meteor': 100 * sum(scores) / len(scores), 'meteor_reason': '' if synonyms else 'exact and stem matches only',
+    scores = [meteor_score([coco_tokenize(r) for r in g], coco_tokenize(p), **kw) if p.strip() else 0.0
+              for p, g in zip(preds, refs)]
+    return {'meteor': 100 * sum(scores) / len(scores),
+            'meteor_reason': '' if synonyms else 'exact and stem matches only',
             'per_example': [100 * s for s in scores]}
 
 # %% ../nbs/11_evaluate.ipynb #e97eb56c
@@ -237,7 +253,8 @@ def diversity(predictions) -> dict:
         out[f'distinct_{n}'] = len(set(grams)) / len(grams) if grams else 0.0
     reps = []
     for t in toks:
-        c = _ngram_counts(t, 4); total = sum(c.values())
+        c = _ngram_counts(t, 4)
+        total = sum(c.values())
         reps.append(1 - len(c) / total if total else 0.0)
     out['avg_len'] = sum(map(len, toks)) / len(toks) if toks else 0.0
     out['repetition'] = sum(reps) / len(reps) if reps else 0.0
@@ -256,7 +273,8 @@ def _rouge_n_f(h:list, r:list, n:int) -> float:
     return 2 * p * q / (p + q)
 
 def zh_scores(predictions, references) -> dict:
-    "ADGEN-style Chinese metrics (0-100): char BLEU-4 (nltk, smoothing method 3, mean of sentences) and char ROUGE-1/2/L F (best reference)."
+    """ADGEN-style Chinese metrics (0-100): char BLEU-4 (nltk, smoothing method 3, mean of sentences)
+    and char ROUGE-1/2/L F (best reference)."""
     from nltk.translate.bleu_score import sentence_bleu, SmoothingFunction
     preds, refs = _check_pairs(predictions, references)
     sm, rows = SmoothingFunction().method3, []
@@ -271,9 +289,29 @@ def zh_scores(predictions, references) -> dict:
     out['per_example'] = rows
     return out
 
+# %% ../nbs/11_evaluate.ipynb #dbab133d
+def _example_rows(preds:list, parts:dict) -> list:
+    "One dict per input: its prediction and each metric's per-example score (faithfulness and zh when computed)."
+    bn, div, met = parts['mteval']['per_example'], parts['div']['per_example'], parts['meteor']['per_example']
+    rows = []
+    for i, p in enumerate(preds):
+        row = {'prediction': p, 'bleu': bn[i]['bleu'], 'nist': bn[i]['nist'],
+               'rouge_l': parts['rouge']['per_example'][i], 'cider': parts['cider']['per_example'][i],
+               'chrf': parts['chrf']['per_example'][i],
+               'meteor': met[i] if met else None, 'len': div[i]['len'], 'repetition': div[i]['repetition']}
+        if 'faith' in parts:
+            f = parts['faith']['per_example'][i]
+            row.update({'attr_coverage': f['coverage'], 'attr_score': f['score'], 'missing': f['missing'],
+                        'hallucinated': f['hallucinated']})
+        if 'zh' in parts: row.update(parts['zh']['per_example'][i])
+        rows.append(row)
+    return rows
+
 # %% ../nbs/11_evaluate.ipynb #30da658b
-def score(predictions, references, attributes=None, lang:str='en', schema:dict|None=None, meteor_synonyms:bool|None=None) -> dict:
-    "All metrics (BLEU, NIST, ROUGE-L, CIDEr, METEOR, chrF, faithfulness, diversity; char metrics for zh) and `per_example` scores."
+def score(predictions, references, attributes=None, lang:str='en', schema:dict|None=None,
+          meteor_synonyms:bool|None=None) -> dict:
+    """All metrics (BLEU, NIST, ROUGE-L, CIDEr, METEOR, chrF, faithfulness, diversity; char metrics for zh)
+    and `per_example` scores."""
     preds, refs = _check_pairs(predictions, references)
     if lang == 'zh':  # score characters: mteval splits on spaces
         sp = lambda s: ' '.join(_chars(s))
@@ -282,35 +320,22 @@ def score(predictions, references, attributes=None, lang:str='en', schema:dict|N
     parts = {'mteval': bn, 'rouge': rouge_l(preds, refs), 'cider': cider_d(preds, refs), 'chrf': chrf(preds, refs),
              'meteor': meteor(preds, refs, synonyms=meteor_synonyms), 'div': diversity(preds)}
     # when METEOR itself is unavailable, report the exact+stem variant beside it (clearly named)
-    parts['meteor_es'] = meteor(preds, refs, synonyms=False) if parts['meteor']['meteor'] is None else \
-                         (parts['meteor'] if parts['meteor']['meteor_reason'] else {'meteor': None})
+    met = parts['meteor']
+    if met['meteor'] is None: parts['meteor_es'] = meteor(preds, refs, synonyms=False)
+    else: parts['meteor_es'] = met if met['meteor_reason'] else {'meteor': None}
     if lang == 'zh': parts['zh'] = zh_scores(preds, refs)
     if attributes is not None: parts['faith'] = faithfulness(preds, attributes, schema)
-    out = {'n': len(preds), 'n_empty': parts['div']['n_empty'], 'lang': lang,
-           'bleu': bn['bleu'], 'nist': bn['nist'], 'rouge_l': parts['rouge']['rouge_l'], 'cider': parts['cider']['cider'],
-           'meteor': parts['meteor']['meteor'], 'meteor_reason': parts['meteor']['meteor_reason'],
-           'meteor_exact_stem': parts['meteor_es']['meteor'],
-           'chrf': parts['chrf']['chrf'],
-           'attr_coverage': parts['faith']['attr_coverage'] if 'faith' in parts else None,
-           'hallucination_rate': parts['faith']['hallucination_rate'] if 'faith' in parts else None,
-           'hallucinations_per_output': parts['faith']['hallucinations_per_output'] if 'faith' in parts else None,
-           'contradiction_rate': parts['faith']['contradiction_rate'] if 'faith' in parts else None,
-           'distinct_1': parts['div']['distinct_1'], 'distinct_2': parts['div']['distinct_2'],
-           'avg_len': parts['div']['avg_len'], 'repetition': parts['div']['repetition'],
-           'bleu_precisions': bn['bleu_precisions'], 'bleu_bp': bn['bleu_bp']}
+    faith, div = parts.get('faith', {}), parts['div']
+    out = {'n': len(preds), 'n_empty': div['n_empty'], 'lang': lang, 'bleu': bn['bleu'], 'nist': bn['nist'],
+           'rouge_l': parts['rouge']['rouge_l'], 'cider': parts['cider']['cider'], 'meteor': met['meteor'],
+           'meteor_reason': met['meteor_reason'], 'meteor_exact_stem': parts['meteor_es']['meteor'],
+           'chrf': parts['chrf']['chrf']}
+    out.update({k: faith.get(k) for k in ('attr_coverage', 'hallucination_rate', 'hallucinations_per_output',
+                                          'contradiction_rate')})
+    out.update({k: div[k] for k in ('distinct_1', 'distinct_2', 'avg_len', 'repetition')})
+    out.update(bleu_precisions=bn['bleu_precisions'], bleu_bp=bn['bleu_bp'])
     if lang == 'zh': out.update({k: v for k, v in parts['zh'].items() if k != 'per_example'})
-    rows = []
-    for i in range(len(preds)):
-        row = {'prediction': preds[i], 'bleu': bn['per_example'][i]['bleu'], 'nist': bn['per_example'][i]['nist'],
-               'rouge_l': parts['rouge']['per_example'][i], 'cider': parts['cider']['per_example'][i], 'chrf': parts['chrf']['per_example'][i],
-               'meteor': parts['meteor']['per_example'][i] if parts['meteor']['per_example'] else None,
-               'len': parts['div']['per_example'][i]['len'], 'repetition': parts['div']['per_example'][i]['repetition']}
-        if 'faith' in parts:
-            f = parts['faith']['per_example'][i]
-            row.update({'attr_coverage': f['coverage'], 'attr_score': f['score'], 'missing': f['missing'], 'hallucinated': f['hallucinated']})
-        if lang == 'zh': row.update(parts['zh']['per_example'][i])
-        rows.append(row)
-    out['per_example'] = rows
+    out['per_example'] = _example_rows(preds, parts)
     return out
 
 # %% ../nbs/11_evaluate.ipynb #076c450c
@@ -326,13 +351,16 @@ def read_e2e_references(path) -> dict:
         rd = csv.reader(f)
         head = [h.strip().lower() for h in next(rd, [])]
         if 'mr' not in head or 'ref' not in head:
-            raise DescgenError(f"{path}: line 1: expected the columns 'mr' and 'ref' of an E2E reference CSV, found {head}")
+            raise DescgenError(f"{path}: line 1: expected the columns 'mr' and 'ref' of an E2E reference CSV, "
+                               f"found {head}")
         im, ir = head.index('mr'), head.index('ref')
         for ln, row in enumerate(rd, start=2):
-            if len(row) != len(head): raise DescgenError(f'{path}: line {ln}: expected {len(head)} fields, found {len(row)}')
+            if len(row) != len(head):
+                raise DescgenError(f'{path}: line {ln}: expected {len(head)} fields, found {len(row)}')
             out.setdefault(_fix(row[im]), []).append(_fix(row[ir]))
     return out
 
+# %% ../nbs/11_evaluate.ipynb #e74f5019
 def _unquote(s:str, fixes:Counter) -> str:
     if len(s) >= 2 and s[0] == s[-1] == "'":  # tnt1/tnt2 wrap every field in single quotes
         fixes['single_quotes_removed'] += 1
@@ -349,18 +377,30 @@ def read_e2e_outputs(path, fixes:Counter|None=None) -> tuple:
     start = 1 if rows and rows[0] and re.fullmatch(r'(?i)mr|src|source|meaning.*', rows[0][0].strip()) else 0
     for ln, row in enumerate(rows[start:], start=start + 1):
         if not row: continue
-        if len(row) > 2: raise DescgenError(f'{path}: line {ln}: expected 2 tab-separated fields (MR, output), found {len(row)}')
-        mrs.append(_unquote(_fix(row[0]), fixes)); outs.append(_unquote(_fix(row[1]), fixes) if len(row) > 1 else '')
+        if len(row) > 2:
+            raise DescgenError(f'{path}: line {ln}: expected 2 tab-separated fields (MR, output), found {len(row)}')
+        mrs.append(_unquote(_fix(row[0]), fixes))
+        outs.append(_unquote(_fix(row[1]), fixes) if len(row) > 1 else '')
     return mrs, outs
 
 # %% ../nbs/11_evaluate.ipynb #d9992fa0
-def _read_lines_multi(path) -> list:
-    "One reference per line, or groups of references separated by blank lines."
-    text = Path(path).read_text(encoding='utf-8-sig')
-    if re.search(r'\n\s*\n', text.strip()):
-        return [[l.strip() for l in block.splitlines() if l.strip()] for block in re.split(r'\n\s*\n', text.strip())]
-    return [[l.strip()] for l in text.splitlines()]
+def _load_e2e(pp:Path, rp:Path) -> dict:
+    "E2E outputs (TSV, or plain lines in the reference file's MR order) matched by MR to the reference CSV."
+    groups, fixes = read_e2e_references(rp), Counter()
+    if pp.suffix.lower() in ('.tsv', '.csv'): mrs, outs = read_e2e_outputs(pp, fixes)
+    else:  # plain outputs, one per line, in the reference file's MR order
+        outs = [l.strip() for l in pp.read_text(encoding='utf-8-sig').splitlines()]
+        mrs = list(groups)
+    if len(outs) != len(groups):
+        raise DescgenError(f'{pp} has {len(outs)} predictions but {rp} has {len(groups)} distinct MRs '
+                           '(reference groups)')
+    for i, m in enumerate(mrs):
+        if m not in groups: raise DescgenError(f"{pp}: line {i + 2}: field 'MR': {m[:80]!r} has no references in {rp}")
+    attrs = [parse_mr(m, f'{pp}: MR {m[:60]!r}') for m in mrs]  # the recipes chapter's MR parser (errors name the MR)
+    return {'predictions': outs, 'references': [groups[m] for m in mrs], 'attributes': attrs, 'ids': mrs,
+            'input_fixes': dict(fixes)}
 
+# %% ../nbs/11_evaluate.ipynb #8fcd1a72
 def _pred_text(row, path, ln):
     if isinstance(row, str): return row
     for k in ('prediction', 'text', 'output', 'description'):
@@ -369,6 +409,45 @@ def _pred_text(row, path, ln):
             return v[0] if isinstance(v, list) and v else ('' if v is None else str(v))
     raise DescgenError(f"{path}: line {ln}: no 'prediction' field (also accepted: text, output, description)")
 
+def _load_jsonl(pp:Path, rp:Path) -> dict:
+    "Predictions (JSON lines or plain lines) matched to a prepared split by `id` when they carry one, else by order."
+    refs = read_jsonl(rp)
+    prows = read_jsonl(pp) if pp.suffix.lower() == '.jsonl' else pp.read_text(encoding='utf-8-sig').splitlines()
+    if len(prows) != len(refs):
+        raise DescgenError(f'{pp} has {len(prows)} predictions but {rp} has {len(refs)} inputs (reference groups)')
+    by_id = {str(r.get('id')): r for r in refs}
+    ordered = []
+    for ln, row in enumerate(prows, start=1):
+        if isinstance(row, dict) and 'id' in row:
+            if str(row['id']) not in by_id:
+                raise DescgenError(f"{pp}: line {ln}: field 'id': {row['id']!r} is not an input in {rp}")
+            ordered.append(by_id[str(row['id'])])
+        else: ordered.append(refs[ln - 1])
+    for ln, r in enumerate(ordered, start=1):
+        if not r.get('references'): raise DescgenError(f"{rp}: input {r.get('id', ln)!r}: field 'references' is empty")
+    return {'predictions': [_pred_text(r, pp, i) for i, r in enumerate(prows, start=1)],
+            'references': [r['references'] for r in ordered], 'attributes': [_attrs_of(r) for r in ordered],
+            'ids': [r.get('id') for r in ordered]}
+
+# %% ../nbs/11_evaluate.ipynb #0e336d84
+def _read_lines_multi(path) -> list:
+    "One reference per line, or groups of references separated by blank lines."
+    text = Path(path).read_text(encoding='utf-8-sig')
+    if re.search(r'\n\s*\n', text.strip()):
+        return [[l.strip() for l in block.splitlines() if l.strip()] for block in re.split(r'\n\s*\n', text.strip())]
+    return [[l.strip()] for l in text.splitlines()]
+
+def _load_text(pp:Path, rp:Path) -> dict:
+    "One prediction per line against one reference per line, or blank-line separated groups of references."
+    outs = [l.rstrip('\n') for l in pp.read_text(encoding='utf-8-sig').splitlines()]
+    groups = _read_lines_multi(rp)
+    if len(outs) != len(groups):
+        raise DescgenError(f'{pp} has {len(outs)} predictions but {rp} has {len(groups)} reference groups')
+    return {'predictions': outs, 'references': groups, 'attributes': None, 'ids': list(range(len(outs)))}
+
+# %% ../nbs/11_evaluate.ipynb #c1814102
+_LOADERS = {'e2e': _load_e2e, 'jsonl': _load_jsonl, 'text': _load_text}
+
 def load_pairs(predictions, references, fmt:str='auto') -> dict:
     "Read a predictions file and a references file -> dict(predictions, references, attributes or None, ids)."
     pp, rp = Path(predictions), Path(references)
@@ -376,91 +455,74 @@ def load_pairs(predictions, references, fmt:str='auto') -> dict:
         if not p.is_file(): raise DescgenError(f'{p}: file not found')
     if fmt == 'auto':
         fmt = 'e2e' if rp.suffix.lower() == '.csv' else 'jsonl' if rp.suffix.lower() == '.jsonl' else 'text'
-    fixes = Counter()
-    if fmt == 'e2e':
-        groups = read_e2e_references(rp)
-        if pp.suffix.lower() in ('.tsv', '.csv'):
-            mrs, outs = read_e2e_outputs(pp, fixes)
-        else:  # plain outputs, one per line, in the reference file's MR order
-            outs = [l.strip() for l in pp.read_text(encoding='utf-8-sig').splitlines()]
-            mrs = list(groups)
-            if len(outs) != len(mrs): raise DescgenError(f'{pp} has {len(outs)} predictions but {rp} has {len(mrs)} distinct MRs (reference groups)')
-        if len(outs) != len(groups):
-            raise DescgenError(f'{pp} has {len(outs)} predictions but {rp} has {len(groups)} distinct MRs (reference groups)')
-        for i, m in enumerate(mrs):
-            if m not in groups:
-                raise DescgenError(f"{pp}: line {i + 2}: field 'MR': {m[:80]!r} has no references in {rp}")
-        from descgen.data import parse_mr  # the data chapter's E2E MR parser (errors name the MR)
-        attrs = [parse_mr(m, f'{pp}: MR {m[:60]!r}') for m in mrs]
-        return {'predictions': outs, 'references': [groups[m] for m in mrs], 'attributes': attrs, 'ids': mrs, 'input_fixes': dict(fixes)}
-    if fmt == 'jsonl':
-        from descgen.core import read_jsonl
-        refs = read_jsonl(rp)
-        if pp.suffix.lower() == '.jsonl':
-            prows = read_jsonl(pp)
-        else: prows = pp.read_text(encoding='utf-8-sig').splitlines()
-        if len(prows) != len(refs):
-            raise DescgenError(f'{pp} has {len(prows)} predictions but {rp} has {len(refs)} inputs (reference groups)')
-        by_id = {str(r.get('id')): r for r in refs}
-        ordered = []
-        for ln, row in enumerate(prows, start=1):
-            if isinstance(row, dict) and 'id' in row:
-                if str(row['id']) not in by_id: raise DescgenError(f"{pp}: line {ln}: field 'id': {row['id']!r} is not an input in {rp}")
-                ordered.append(by_id[str(row['id'])])
-            else: ordered.append(refs[ln - 1])
-        for ln, r in enumerate(ordered, start=1):
-            if not r.get('references'): raise DescgenError(f"{rp}: input {r.get('id', ln)!r}: field 'references' is empty")
-        return {'predictions': [_pred_text(r, pp, i) for i, r in enumerate(prows, start=1)],
-                'references': [r['references'] for r in ordered], 'attributes': [_attrs_of(r) for r in ordered],
-                'ids': [r.get('id') for r in ordered]}
-    if fmt == 'text':
-        outs = [l.rstrip('\n') for l in pp.read_text(encoding='utf-8-sig').splitlines()]
-        groups = _read_lines_multi(rp)
-        if len(outs) != len(groups):
-            raise DescgenError(f'{pp} has {len(outs)} predictions but {rp} has {len(groups)} reference groups')
-        return {'predictions': outs, 'references': groups, 'attributes': None, 'ids': list(range(len(outs)))}
-    raise DescgenError(f"unknown format {fmt!r}: use e2e, jsonl, text or auto")
+    if fmt not in _LOADERS: raise DescgenError(f"unknown format {fmt!r}: use e2e, jsonl, text or auto")
+    return _LOADERS[fmt](pp, rp)
 
 # %% ../nbs/11_evaluate.ipynb #ede20278
-def evaluate_cli(argv=None) -> int:
-    "`descgen evaluate`: score a predictions file against references; prints one JSON object."
-    ap = argparse.ArgumentParser(prog='descgen evaluate', description='Score generated descriptions: BLEU/NIST (E2E scorer), ROUGE-L, CIDEr, '
-                                 'METEOR, chrF, attribute coverage and hallucination, diversity.')
-    ap.add_argument('--predictions', required=True, help='system outputs: E2E TSV (MR<TAB>output), JSON lines, or one per line')
-    ap.add_argument('--references', required=True, help='E2E reference CSV (mr,ref), a prepared split (.jsonl), or text (blank-line separated groups)')
-    ap.add_argument('--format', default='auto', choices=['auto', 'e2e', 'jsonl', 'text'], help='input format (default: from the file suffixes)')
-    ap.add_argument('--lang', default='en', choices=['en', 'zh'], help="'zh' adds ADGEN character BLEU-4 / ROUGE")
-    ap.add_argument('--per-example', default=None, help='also write per-example scores to this JSON lines file')
-    a = ap.parse_args(argv)
-    d = load_pairs(a.predictions, a.references, a.format)
-    res = score(d['predictions'], d['references'], attributes=d['attributes'], lang=a.lang)
+def _evaluate_cmd(
+    predictions:Param('system outputs: E2E TSV (MR<TAB>output), JSON lines, or one per line', required=True)=None,
+    references:Param('E2E reference CSV (mr,ref), a prepared split (.jsonl), or text (blank-line separated groups)',
+                     required=True)=None,
+    format:Param('input format; auto: from the file suffixes', choices=['auto', 'e2e', 'jsonl', 'text'])='auto',
+    lang:Param("'zh' adds ADGEN character BLEU-4 / ROUGE", choices=['en', 'zh'])='en',
+    per_example:str=None, # also write per-example scores to this JSON lines file
+) -> int:
+    """Score generated descriptions: BLEU/NIST (E2E scorer), ROUGE-L, CIDEr, METEOR, chrF, attribute coverage and
+    hallucination, diversity."""
+    d = load_pairs(predictions, references, format)
+    res = score(d['predictions'], d['references'], attributes=d['attributes'], lang=lang)
     if d.get('input_fixes'): res['input_fixes'] = d['input_fixes']
     rows = res.pop('per_example')
-    if a.per_example:
-        from descgen.core import write_jsonl
-        write_jsonl(a.per_example, [dict(id=i, **r) for i, r in zip(d['ids'], rows)])
+    if per_example: write_jsonl(per_example, [dict(id=i, **r) for i, r in zip(d['ids'], rows)])
     print(json.dumps(res, ensure_ascii=False))
     return 0
 
+def evaluate_cli(argv:list[str]|None=None) -> int:
+    "`descgen evaluate ...`: score a predictions file against references; prints one JSON object."
+    argv = sys.argv[1:] if argv is None else argv
+    # flags are spelled with dashes (--per-example); the parser names them after the parameters (--per_example)
+    argv = [re.sub(r'^--[\w-]+', lambda m: '--' + m.group(0)[2:].replace('-', '_'), a) for a in argv]
+    return run_cli(_evaluate_cmd, argv, 'descgen evaluate')
+
 # %% ../nbs/11_evaluate.ipynb #993cb5d9
-_CITATION_E2E = ('@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language Generation: '
-                 'The {E2E} {NLG} Challenge}, author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, '
+_CITATION_E2E = ('@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language '
+                 'Generation: The {E2E} {NLG} Challenge}, '
+                 'author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, '
                  'journal={Computer Speech and Language}, volume={59}, year={2020}}')
 _F_MULTI = "{'predictions': datasets.Value('string'), 'references': datasets.Sequence(datasets.Value('string'))}"
-_F_ATTRS = "{'predictions': datasets.Value('string'), 'references': datasets.Sequence(datasets.Sequence(datasets.Value('string')))}"
+_F_ATTRS = ("{'predictions': datasets.Value('string'), "
+            "'references': datasets.Sequence(datasets.Sequence(datasets.Value('string')))}")
 _F_PRED = "{'predictions': datasets.Value('string')}"
 # name -> (class name, description, features, extra keyword arguments of compute)
 _MODULES = {
-    'e2e_mteval': ('E2eMteval', 'BLEU (0-100) and NIST as the official E2E scorer (mteval-v13a-sig.pl): lowercased, 13a tokens, corpus level, multi-reference.', _F_MULTI, ''),
-    'coco_caption': ('CocoCaption', 'ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses.', _F_MULTI, ''),
-    'meteor_nltk': ('MeteorNltk', 'nltk METEOR (0-100); None with the reason when the WordNet data is absent (synonyms=False: exact and stem matches only).', _F_MULTI, 'synonyms=None'),
+    'e2e_mteval': ('E2eMteval', 'BLEU (0-100) and NIST as the official E2E scorer (mteval-v13a-sig.pl): lowercased, '
+                   '13a tokens, corpus level, multi-reference.', _F_MULTI, ''),
+    'coco_caption': ('CocoCaption', 'ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses.',
+                     _F_MULTI, ''),
+    'meteor_nltk': ('MeteorNltk', 'nltk METEOR (0-100); None with the reason when the WordNet data is absent '
+                    '(synonyms=False: exact and stem matches only).', _F_MULTI, 'synonyms=None'),
     'chrf_sacrebleu': ('ChrfSacrebleu', 'sacrebleu chrF (0-100), multi-reference.', _F_MULTI, ''),
-    'attribute_faithfulness': ('AttributeFaithfulness', 'Attribute coverage and hallucination rate; references are the inputs\' attributes as [[key, value], ...].', _F_ATTRS, 'schema=None'),
-    'text_diversity': ('TextDiversity', 'distinct-1/2, average length, seq-rep-4 repetition and empty outputs (no references).', _F_PRED, ''),
-    'adgen_zh': ('AdgenZh', 'ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3) and character ROUGE-1/2/L.', _F_MULTI, ''),
+    'attribute_faithfulness': ('AttributeFaithfulness', 'Attribute coverage and hallucination rate; references are the '
+                               'inputs\' attributes as [[key, value], ...].', _F_ATTRS, 'schema=None'),
+    'text_diversity': ('TextDiversity', 'distinct-1/2, average length, seq-rep-4 repetition and empty outputs '
+                       '(no references).', _F_PRED, ''),
+    'adgen_zh': ('AdgenZh', 'ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3) and character '
+                 'ROUGE-1/2/L.', _F_MULTI, ''),
 }
 METRIC_MODULES = tuple(_MODULES)
 
+# %% ../nbs/11_evaluate.ipynb #1b5e7eae
+def module_compute(name:str, predictions, references=None, **kw) -> dict:
+    "What the `evaluate` module `name` returns: the aggregate part of the matching descgen.metrics function."
+    fn = {'e2e_mteval': e2e_bleu_nist, 'meteor_nltk': meteor, 'chrf_sacrebleu': chrf, 'adgen_zh': zh_scores,
+          'attribute_faithfulness': faithfulness}.get(name)
+    if name == 'coco_caption':
+        return {'rouge_l': rouge_l(predictions, references)['rouge_l'],
+                'cider': cider_d(predictions, references)['cider']}
+    r = diversity(predictions) if name == 'text_diversity' else fn(predictions, references, **kw)
+    return {k: v for k, v in r.items() if k != 'per_example'}
+
+# %% ../nbs/11_evaluate.ipynb #728bad59
 _MODULE_TEMPLATE = '''\
 # Generated by descgen.metrics.write_metric_module({name!r}) from nbs/11_evaluate.ipynb: do not edit.
 import datasets
@@ -478,37 +540,30 @@ class {cls}(evaluate.Metric):
         return module_compute({name!r}, predictions{refs_arg}{extra_arg})
 '''
 
-def module_compute(name:str, predictions, references=None, **kw) -> dict:
-    "What the `evaluate` module `name` returns: the aggregate part of the matching descgen.metrics function."
-    fn = {'e2e_mteval': e2e_bleu_nist, 'meteor_nltk': meteor, 'chrf_sacrebleu': chrf, 'adgen_zh': zh_scores,
-          'attribute_faithfulness': faithfulness}.get(name)
-    if name == 'coco_caption':
-        return {'rouge_l': rouge_l(predictions, references)['rouge_l'], 'cider': cider_d(predictions, references)['cider']}
-    r = diversity(predictions) if name == 'text_diversity' else fn(predictions, references, **kw)
-    return {k: v for k, v in r.items() if k != 'per_example'}
-
 def _module_source(name:str) -> str:
     if name not in _MODULES: raise DescgenError(f'unknown metric module {name!r}; choose from {METRIC_MODULES}')
     cls, doc, features, extra = _MODULES[name]
     refs = '' if features == _F_PRED else 'references'
-    return _MODULE_TEMPLATE.format(name=name, cls=cls, doc=doc, cit=_CITATION_E2E, features=features,
-                                   refs=refs, extra=(', ' if refs else '') + extra if extra else '',
-                                   refs_arg=', references' if refs else '', extra_arg=', ' + extra.split('=')[0] + '=' + extra.split('=')[0] if extra else '')
+    kw = extra.split('=')[0]
+    return _MODULE_TEMPLATE.format(name=name, cls=cls, doc=doc, cit=_CITATION_E2E, features=features, refs=refs,
+                                   extra=(', ' if refs else '') + extra if extra else '',
+                                   refs_arg=', references' if refs else '', extra_arg=f', {kw}={kw}' if extra else '')
 
+# %% ../nbs/11_evaluate.ipynb #87623227
 def shipped_modules_dir() -> Path:
     "`descgen/evaluate_modules`: where the package ships its generated `evaluate` module scripts."
     import importlib.util
     return Path(importlib.util.find_spec('descgen').origin).parent/'evaluate_modules'
 
 def write_metric_module(name:str, dest=None) -> Path:
-    "Write the `evaluate` module script `name` into `dest/<name>/<name>.py` (default: the descgen cache) if it differs; returns its folder."
-    from descgen.core import cache_root
+    "Write the `evaluate` module script `name` into `dest/<name>/<name>.py` (default: the descgen cache) if it differs."
     src = _module_source(name)
     folder = Path(dest or cache_root()/'evaluate_modules')/name
     f = folder/f'{name}.py'
     if not f.exists() or f.read_text(encoding='utf-8') != src: atomic_write_text(f, src)
     return folder
 
+# %% ../nbs/11_evaluate.ipynb #0892ae09
 def sync_metric_modules(dest=None) -> list:
     "Regenerate the shipped scripts (default `shipped_modules_dir()`); returns the names that changed."
     dest = Path(dest or shipped_modules_dir())
@@ -524,20 +579,23 @@ def metric_module_path(name:str) -> Path:
     if f.exists() and f.read_text(encoding='utf-8') == _module_source(name): return shipped
     return write_metric_module(name)
 
+# %% ../nbs/11_evaluate.ipynb #b6d3c230
 def load_metric(name:str, dest=None):
     "`evaluate.load` of the local module `name`, by path (offline; never the Hub)."
     import evaluate
     return evaluate.load(str(write_metric_module(name, dest) if dest else metric_module_path(name)))
 
 # %% ../nbs/11_evaluate.ipynb #08f7b619
-# published test-set scores of the baseline TGen: Dušek, Novikova & Rieser (2020), E2E NLG Challenge results (also in the datasets README)
+# published test-set scores of the baseline TGen: Dušek, Novikova & Rieser (2020), E2E NLG Challenge results
+# (also in the datasets README)
 E2E_PUBLISHED_TGEN = {'bleu': 65.93, 'nist': 8.6094, 'meteor': 44.83, 'rouge_l': 68.50, 'cider': 2.2338}
 
 def score_e2e_system(tsv, refs_csv=None, lang='en') -> dict:
     "Score one E2E challenge system output TSV against `testset_w_refs.csv` (default: from `data_root()`)."
     refs_csv = refs_csv or data_root(required=True)/'e2e'/'testset_w_refs.csv'
     d = load_pairs(tsv, refs_csv, 'e2e')
-    return dict(score(d['predictions'], d['references'], attributes=d['attributes'], lang=lang), input_fixes=d['input_fixes'])
+    res = score(d['predictions'], d['references'], attributes=d['attributes'], lang=lang)
+    return dict(res, input_fixes=d['input_fixes'])
 
 # %% ../nbs/11_evaluate.ipynb #8f6be489
 _E2E_NOTE = """\
@@ -554,51 +612,70 @@ the parsed MRs (share of MR values realised; share of outputs stating a value th
 tnt1/tnt2 wrap every field in single quotes; those quotes are removed (counted in `input_fixes`).
 """
 
+def _tgen_vs_published(tg:dict|None) -> dict|None:
+    "TGen's scores against the published ones (METEOR-es against the published METEOR when METEOR is unavailable)."
+    if not tg: return None
+    out = {m: {'published': v, 'ours': tg[m], 'diff': (tg[m] - v) if tg[m] is not None else None}
+           for m, v in E2E_PUBLISHED_TGEN.items()}
+    if tg['meteor'] is None:
+        pub = E2E_PUBLISHED_TGEN['meteor']
+        es = tg['meteor_exact_stem']
+        out['meteor_exact_stem'] = {'published': pub, 'ours': es, 'diff': es - pub}
+    return out
+
+# %% ../nbs/11_evaluate.ipynb #7357c51f
+# (column, key, decimals) of the table of all systems
+_E2E_COLS = [('BLEU', 'bleu', 2), ('NIST', 'nist', 4), ('METEOR', 'meteor', 2), ('METEOR-es', 'meteor_exact_stem', 2),
+             ('ROUGE-L', 'rouge_l', 2), ('CIDEr', 'cider', 4), ('chrF', 'chrf', 2),
+             ('attr. coverage', 'attr_coverage', 3), ('halluc. rate', 'hallucination_rate', 3),
+             ('distinct-2', 'distinct_2', 3), ('avg len', 'avg_len', 1)]
+
+def _e2e_challenge_md(res:dict) -> str:
+    "The markdown report of `res`: the note, TGen against the published scores, one row per system."
+    rows, tg = res['systems'], res['systems'].get('tgen')
+    f = lambda v, d=2: 'unavailable' if v is None else f'{v:.{d}f}'
+    md = ['# E2E NLG Challenge: 21 primary systems, scored by descgen.metrics', '', _E2E_NOTE]
+    if tg:
+        tab = [{'metric': m, 'published': c['published'], 'descgen': f(c['ours'], 4), 'difference': f(c['diff'], 4)}
+               for m, c in res['tgen_vs_published'].items()]
+        md += ['## TGen (baseline) against the published scores', '', markdown_table(tab, align='l')]
+        if tg['meteor'] is None:
+            md += ['', f"METEOR unavailable: {tg['meteor_reason']}; `meteor_exact_stem` is compared with the published "
+                       "METEOR instead."]
+        md += ['']
+    table = [{'system': s, **{col: f(r[k], d) for col, k, d in _E2E_COLS}} for s, r in rows.items()]
+    md += ['## All systems', '', markdown_table(table, ['system'] + [c for c, _, _ in _E2E_COLS], align='l')]
+    md += ['', 'Reproduce: `python -c "from descgen.metrics import score_e2e_challenge; score_e2e_challenge()"` '
+           '(needs `DESCGEN_DATA` or settings.ini `data_path` pointing at the shared datasets).']
+    return '\n'.join(md)
+
+# %% ../nbs/11_evaluate.ipynb #48dc724f
+def write_e2e_challenge_report(res:dict, out_dir='reports/benchmarks') -> Path:
+    "Write `res` (from `score_e2e_challenge`) as `e2e_challenge.json` and the markdown report `e2e_challenge.md`."
+    res['tgen_vs_published'] = _tgen_vs_published(res['systems'].get('tgen'))
+    res['note'] = _E2E_NOTE
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out/'e2e_challenge.json', res)
+    atomic_write_text(out/'e2e_challenge.md', _e2e_challenge_md(res) + '\n')
+    return out/'e2e_challenge.json'
+
+# %% ../nbs/11_evaluate.ipynb #5b104a2d
 def score_e2e_challenge(out_dir='reports/benchmarks', data_dir=None, systems=None) -> dict:
     "Score every system in `e2e/challenge_outputs/` and write `e2e_challenge.json` and `.md` into `out_dir`."
     root = Path(data_dir) if data_dir else data_root(required=True)
     sysdir, refs = root/'e2e'/'challenge_outputs', root/'e2e'/'testset_w_refs.csv'
     files = sorted(p for p in sysdir.glob('*.tsv') if p.stem != 'participants')
     if systems: files = [p for p in files if p.stem in systems]
-    keys = ['bleu', 'nist', 'meteor', 'meteor_exact_stem', 'rouge_l', 'cider', 'chrf', 'attr_coverage', 'hallucination_rate',
-            'hallucinations_per_output', 'distinct_2', 'avg_len', 'n_empty']
+    keys = ['bleu', 'nist', 'meteor', 'meteor_exact_stem', 'rouge_l', 'cider', 'chrf', 'attr_coverage',
+            'hallucination_rate', 'hallucinations_per_output', 'distinct_2', 'avg_len', 'n_empty']
     rows = {}
     for p in files:
         r = score_e2e_system(p, refs)
         rows[p.stem] = {k: r[k] for k in keys}
         rows[p.stem]['meteor_reason'] = r['meteor_reason']
         if r['input_fixes']: rows[p.stem]['input_fixes'] = r['input_fixes']
-    from descgen.core import env_info, git_commit
     res = {'benchmark': 'e2e_challenge', 'systems': rows, 'data': {'outputs': str(sysdir), 'references': str(refs)},
            'git_commit': git_commit(), 'env': env_info()}
     write_e2e_challenge_report(res, out_dir)
     return res
-
-def write_e2e_challenge_report(res:dict, out_dir='reports/benchmarks') -> Path:
-    "Write `res` (from `score_e2e_challenge`) as `e2e_challenge.json` and a markdown table with the note and the TGen check."
-    rows = res['systems']
-    tg = rows.get('tgen')
-    res['tgen_vs_published'] = {m: {'published': v, 'ours': tg[m], 'diff': (tg[m] - v) if tg[m] is not None else None}
-                                for m, v in E2E_PUBLISHED_TGEN.items()} if tg else None
-    if tg and tg['meteor'] is None:
-        res['tgen_vs_published']['meteor_exact_stem'] = {'published': E2E_PUBLISHED_TGEN['meteor'], 'ours': tg['meteor_exact_stem'],
-                                                         'diff': tg['meteor_exact_stem'] - E2E_PUBLISHED_TGEN['meteor']}
-    res['note'] = _E2E_NOTE
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out/'e2e_challenge.json', res)
-    f = lambda v, d=2: 'unavailable' if v is None else f'{v:.{d}f}'
-    md = ['# E2E NLG Challenge: 21 primary systems, scored by descgen.metrics', '', _E2E_NOTE]
-    if tg:
-        md += ['## TGen (baseline) against the published scores', '', '| metric | published | descgen | difference |', '|---|---|---|---|']
-        md += [f"| {m} | {c['published']} | {f(c['ours'], 4)} | {f(c['diff'], 4)} |" for m, c in res['tgen_vs_published'].items()]
-        if tg['meteor'] is None: md += ['', f"METEOR unavailable: {tg['meteor_reason']}; `meteor_exact_stem` is compared with the published METEOR instead."]
-        md += ['']
-    md += ['## All systems', '', '| system | BLEU | NIST | METEOR | METEOR-es | ROUGE-L | CIDEr | chrF | attr. coverage | halluc. rate | distinct-2 | avg len |',
-           '|---|---|---|---|---|---|---|---|---|---|---|---|']
-    for s, r in rows.items():
-        md.append(f"| {s} | {f(r['bleu'])} | {f(r['nist'], 4)} | {f(r['meteor'])} | {f(r['meteor_exact_stem'])} | {f(r['rouge_l'])} | {f(r['cider'], 4)} | "
-                  f"{f(r['chrf'])} | {f(r['attr_coverage'], 3)} | {f(r['hallucination_rate'], 3)} | {f(r['distinct_2'], 3)} | {f(r['avg_len'], 1)} |")
-    md += ['', 'Reproduce: `python -c "from descgen.metrics import score_e2e_challenge; score_e2e_challenge()"` '
-           '(needs `DESCGEN_DATA` or settings.ini `data_path` pointing at the shared datasets).']
-    atomic_write_text(out/'e2e_challenge.md', '\n'.join(md) + '\n')
-    return out/'e2e_challenge.json'
