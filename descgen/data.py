@@ -15,6 +15,7 @@ from .products import *
 from .synthetic import *
 from .clean import *
 from .recipes import *
+from .catalogs import *
 from .products import _stats
 from .recipes import _recipe_options, _file_fingerprint, _real_files
 

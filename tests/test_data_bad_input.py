@@ -151,3 +151,15 @@ def test_cli_reports_bad_input_with_exit_2(tmp_path, capsys):
     assert main(['prepare', '--dataset', str(f), '--out', str(tmp_path/'o')]) == 2
     err = capsys.readouterr().err
     assert 'cat.jsonl, line 1' in err and 'Traceback' not in err
+
+
+def test_reference_emptied_by_cleaning_is_a_counted_drop(tmp_path):
+    # Two description columns; in row 2 the second holds only markup, which cleaning removes. The card must count that
+    # reference as dropped (it was declared twice, first as a flag, so `prepare` stopped with an unbalanced card).
+    f = write(tmp_path/'cat.csv', 'id,colour,d1,d2\n1,red,A red mug.,A mug in red.\n2,blue,A blue mug.,<br/>\n'
+                                  '3,green,A green mug.,\n')
+    d = D.prepare(f, tmp_path/'o', mapping={'description': ['d1', 'd2']}, fractions={'train': 1.0})
+    c = balanced(d)
+    assert (c['rows_in'], c['rows_out'], c['rows_dropped']) == (5, 4, 1)
+    s = card_steps(d)['empty_reference']
+    assert (s['kind'], s['count'], s['examples'][0]['line'], s['examples'][0]['field']) == ('drop', 1, 3, 'd2')
