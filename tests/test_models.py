@@ -48,7 +48,8 @@ def test_tokenizer_round_trip(tmp_path, arch):
 def test_saved_model_gives_identical_logits(tiny_gpt2, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-    from descgen.models import load_model, model_config, count_parameters, pretrain_info
+    from descgen.core import count_parameters
+    from descgen.models import load_model, model_config, pretrain_info
     path = tiny_gpt2
     assert {'config.json', 'model.safetensors', 'tokenizer.json', 'README.md', 'pretrain.json'} <= {p.name for p in path.iterdir()}
     assert not any(p.suffix in ('.bin', '.pt', '.pth') for p in path.iterdir())
