@@ -5,10 +5,9 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip('torch')
-torch.set_num_threads(1)   # tiny models: one thread is faster and keeps results independent of the machine's load
-
-from descgen.core import DescgenError, read_jsonl
-from descgen.train import (METHODS, PEFT_METHODS, TrainConfig, apply_method, check_packing, count_params, finetune,
+from descgen.core import DescgenError, read_jsonl, param_summary, set_threads
+set_threads(1)   # tiny models: one thread is faster and keeps results independent of the machine's load
+from descgen.train import (METHODS, PEFT_METHODS, TrainConfig, apply_method, check_packing, finetune,
                            load_trained, merge_adapter, train_cli)
 
 TINY = dict(max_source_len=48, max_target_len=32, max_eval_examples=8, progress=False)
@@ -200,10 +199,10 @@ def test_each_method_builds_and_takes_a_step(tiny, arch, method, tmp_path):
 def test_param_counts_exact_and_agree_with_peft(tiny, arch):
     from descgen.models import load_model
     kind = 'seq2seq' if arch == 't5' else 'causal'
-    n_base = count_params(load_model(tiny[arch])[0])['total_params']
+    n_base = param_summary(load_model(tiny[arch])[0])['total_params']
     for method in PEFT_METHODS:
         net, info = apply_method(load_model(tiny[arch])[0], TrainConfig(method=method), kind, total_steps=50)
-        c = count_params(net)
+        c = param_summary(net)
         assert net.get_nb_trainable_parameters() == (c['trainable_params'], c['total_params'])
         by_hand = sum(p.numel() for n, p in net.named_parameters() if p.requires_grad)
         assert by_hand == c['trainable_params']
@@ -299,6 +298,7 @@ def test_cli_config_file_and_flags(tiny, tmp_path, capsys):
     cli = [sys.executable, '-c', 'import sys; from descgen.cli import main; sys.exit(main(sys.argv[1:]))', 'train']
     r = subprocess.run(cli + ['--help'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and '--lora-alpha' in r.stdout and '--grad-accum' in r.stdout
+    assert 'LoRA rank (AdaLoRA: target average rank) (default: 8)' in r.stdout   # TrainConfig's comment, via docments
     r = subprocess.run(cli + ['--model', 'x'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and 'needs --data' in r.stderr
 
@@ -337,10 +337,10 @@ def test_two_processes_ddp_match_one_process(tiny, tmp_path):
 
 def test_kit_base_is_pretrained_on_the_prepared_folder(tmp_path, monkeypatch):
     "`--model kit:SIZE` pretrains on the folder being fine-tuned on (e.g. delexicalised), the same base the sweep builds."
-    import descgen.models
+    import descgen.train
     from descgen.train import resolve_base
     calls = []
-    monkeypatch.setattr(descgen.models, 'build_base', lambda ds, **kw: calls.append((ds, kw)) or tmp_path)
+    monkeypatch.setattr(descgen.train, 'build_base', lambda ds, **kw: calls.append((ds, kw)) or tmp_path)
     folder = tmp_path/'prepared'; folder.mkdir(); (folder/'train.jsonl').write_text('')
     assert resolve_base('kit:tiny', folder) == str(tmp_path.resolve())
     assert calls[-1] == (str(folder), {'size': 'tiny', 'arch': 'gpt2'})
