@@ -282,6 +282,6 @@ def test_help_is_quick_and_lists_the_decoding_options():
     import subprocess, sys
     code = ('import sys, contextlib, io\nfrom descgen.cli import main\nout = io.StringIO()\n'
             'with contextlib.redirect_stdout(out):\n    try: main(["generate", "--help"])\n    except SystemExit: pass\n'
-            'print("torch" in sys.modules, "--num-beams" in out.getvalue() and "--rerank" in out.getvalue())')
+            'print("torch" in sys.modules, "--num_beams" in out.getvalue() and "--rerank" in out.getvalue())')
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert r.stdout.split()[-2:] == ['False', 'True'], r.stderr
