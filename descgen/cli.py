@@ -12,14 +12,15 @@ __all__ = ['COMMANDS', 'main']
 
 # %% ../nbs/16_cli.ipynb #f822e0ec
 COMMANDS = {
-    'prepare':  ('descgen.data',     'prepare_cli',  'clean and split a catalog, write the data card'),
-    'pretrain': ('descgen.models',   'pretrain_cli', 'build a tokenizer and pretrain a small base LM offline'),
-    'train':    ('descgen.train',    'train_cli',    'fine-tune a base model (full, lora, adalora, prefix, ia3, freeze)'),
+    'prepare': ('descgen.data', 'prepare_cli', 'clean and split a catalog, write the data card'),
+    'pretrain': ('descgen.models', 'pretrain_cli', 'build a tokenizer and pretrain a small base LM offline'),
+    'train': ('descgen.train', 'train_cli', 'fine-tune a base model (full, lora, adalora, prefix, ia3, freeze)'),
     'generate': ('descgen.generate', 'generate_cli', 'write descriptions for a catalog with a trained model'),
-    'evaluate': ('descgen.metrics',  'evaluate_cli', 'score predictions against references (BLEU, NIST, ..., faithfulness)'),
-    'sweep':    ('descgen.sweep',    'sweep_cli',    'run a papermill sweep of experiment notebooks from a YAML config'),
-    'report':   ('descgen.report',   'report_cli',   'build report.md / report.html from a sweep folder'),
-    'bench':    ('descgen.bench',    'bench_cli',    'run the speed and memory benchmarks into reports/benchmarks'),
+    'evaluate': ('descgen.metrics', 'evaluate_cli',
+                 'score predictions against references (BLEU, NIST, ..., faithfulness)'),
+    'sweep': ('descgen.sweep', 'sweep_cli', 'run a papermill sweep of experiment notebooks from a YAML config'),
+    'report': ('descgen.report', 'report_cli', 'build report.md / report.html from a sweep folder'),
+    'bench': ('descgen.bench', 'bench_cli', 'run the speed and memory benchmarks into reports/benchmarks'),
 }
 
 def _usage() -> str:
@@ -30,28 +31,38 @@ def _usage() -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/16_cli.ipynb #74bedbc3
-def main(argv:list[str]|None=None) -> int:
-    "Entry point of the `descgen` console script."
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ('-h', '--help', 'help'):
-        print(_usage()); return 0
-    if argv[0] in ('-V', '--version'):
-        from descgen import __version__; print(f'descgen {__version__}'); return 0
-    cmd, rest = argv[0], argv[1:]
-    if cmd not in COMMANDS:
-        print(f"descgen: unknown command '{cmd}'\n\n{_usage()}", file=sys.stderr); return 2
+def _run(cmd:str, rest:list[str]) -> int:
+    "Import the chapter of `cmd` and run its `*_cli(rest)`; a user error is one line on stderr (exit 2)."
     mod, fn, _ = COMMANDS[cmd]
     try:
         run = getattr(importlib.import_module(mod), fn)
     except (ImportError, AttributeError) as e:
-        print(f"descgen {cmd}: this command is not available ({mod}.{fn}: {e})", file=sys.stderr); return 2
+        print(f"descgen {cmd}: this command is not available ({mod}.{fn}: {e})", file=sys.stderr)
+        return 2
     try:
         rc = run(rest)
     except DescgenError as e:
-        print(f'descgen {cmd}: error: {e}', file=sys.stderr); return 2
+        print(f'descgen {cmd}: error: {e}', file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f'descgen {cmd}: interrupted', file=sys.stderr); return 130
+        print(f'descgen {cmd}: interrupted', file=sys.stderr)
+        return 130
     return int(rc or 0)
+
+def main(argv:list[str]|None=None) -> int:
+    "Entry point of the `descgen` console script."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help', 'help'):
+        print(_usage())
+        return 0
+    if argv[0] in ('-V', '--version'):
+        from descgen import __version__
+        print(f'descgen {__version__}')
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"descgen: unknown command '{argv[0]}'\n\n{_usage()}", file=sys.stderr)
+        return 2
+    return _run(argv[0], argv[1:])
 
 # %% ../nbs/16_cli.ipynb #f7adaab1
 if __name__ == '__main__' and 'get_ipython' not in globals(): sys.exit(main())

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from descgen.bench import (attention_flops_per_token, bench_cli, command_line, count_tokens, CountingCollator,
-                           gpt2_param_formula, markdown_table, measure_training, pad_to_fixed, reset_peak_rss, rss_mb,
-                           roofline_fraction, train_flops_per_token, write_benchmark, lora_worker)
+                           gpt2_param_formula, measure_training, pad_to_fixed, reset_peak_rss, rss_mb,
+                           roofline_fraction, train_flops_per_token, write_benchmark, lora_worker, _fmt)
+from descgen.core import markdown_table
 
 
 @pytest.fixture(scope='module')
@@ -16,13 +17,15 @@ def tok():
                            vocab_size=300)
 
 
-def test_markdown_table_formats_numbers():
-    md = markdown_table([{'a': 1234567, 'b': 0.123456, 'c': 12345.6, 'd': None, 'e': 'x'}])
+def test_benchmark_tables_format_numbers(tmp_path):
+    md = markdown_table([{'a': 1234567, 'b': 0.123456, 'c': 12345.6, 'd': None, 'e': 'x'}], align='l', fmt=_fmt)
     lines = md.splitlines()
     assert lines[0] == '| a | b | c | d | e |'
     assert lines[2] == '| 1,234,567 | 0.123 | 12,346 |  | x |'
-    assert markdown_table([]) == '_no rows_\n'
-    assert markdown_table([{'a': 1, 'b': 2}], cols=['b']).splitlines()[0] == '| b |'
+    write_benchmark('empty', [], title='T', out_dir=tmp_path)
+    assert '_no rows_' in (tmp_path/'empty.md').read_text()
+    write_benchmark('one', [{'a': 1, 'b': 2}], title='T', out_dir=tmp_path, cols=['b'])
+    assert '| b |\n|---|\n| 2 |' in (tmp_path/'one.md').read_text()
 
 
 def test_write_benchmark_json_and_markdown(tmp_path):
@@ -147,7 +150,8 @@ def test_cli_threads(tmp_path, capsys):
         assert all(r['threads'] == 1 for r in rec['rows']) and len(rec['rows']) == 2
         with pytest.raises(DescgenError): bench_cli(['gemm', '--threads', '0'])
     finally:
-        bench.set_threads(None); torch.set_num_threads(n0)
+        bench.set_bench_threads(None)
+        torch.set_num_threads(n0)
         if omp is None: os.environ.pop('OMP_NUM_THREADS', None)
         else: os.environ['OMP_NUM_THREADS'] = omp
 
