@@ -16,18 +16,18 @@ __all__ = ['COLUMNS', 'QUALITY', 'EXACT', 'README_COLUMNS', 'load_results', 'oth
            'report_sections', 'render_markdown', 'render_html', 'build_report', 'results_markdown', 'report_cli']
 
 # %% ../nbs/12_report.ipynb #985790aa
-COLUMNS = [  # (column, keys tried in results.json: 'a.b' = results['a']['b'])
-    ('BLEU',            ['metrics.bleu', 'metrics.BLEU', 'metrics.sacrebleu']),
-    ('NIST',            ['metrics.nist', 'metrics.NIST']),
-    ('ROUGE-L',         ['metrics.rouge_l', 'metrics.rougeL', 'metrics.ROUGE_L', 'metrics.rouge-l']),
-    ('CIDEr',           ['metrics.cider', 'metrics.CIDEr']),
-    ('attr. coverage',  ['metrics.attribute_coverage', 'metrics.coverage', 'metrics.attr_coverage']),
-    ('hallucination',   ['metrics.hallucination_rate', 'metrics.hallucination']),
-    ('trainable params', ['trainable_params']),
-    ('trainable %',     ['trainable_pct']),
-    ('train time (s)',  ['train_time_s']),
-    ('peak memory (MB)', ['peak_memory_mb']),
-    ('checkpoint (MB)', ['checkpoint_mb']),
+COLUMNS = [  # (column, key in results.json: 'a.b' = results['a']['b'])
+    ('BLEU', 'metrics.bleu'),
+    ('NIST', 'metrics.nist'),
+    ('ROUGE-L', 'metrics.rouge_l'),
+    ('CIDEr', 'metrics.cider'),
+    ('attr. coverage', 'metrics.attr_coverage'),
+    ('hallucination', 'metrics.hallucination_rate'),
+    ('trainable params', 'trainable_params'),
+    ('trainable %', 'trainable_pct'),
+    ('train time (s)', 'train_time_s'),
+    ('peak memory (MB)', 'peak_memory_mb'),
+    ('checkpoint (MB)', 'checkpoint_mb'),
 ]
 QUALITY = ['BLEU', 'ROUGE-L', 'CIDEr', 'attr. coverage', 'hallucination']
 
@@ -77,8 +77,8 @@ def results_frame(results:list[dict]):
     for r in results:
         p = r.get('params') or {}
         row = {'run_id': r['run_id'], 'setting': r['setting'], 'seed': p.get('seed'), 'method': p.get('method')}
-        for col, keys in COLUMNS:
-            v = next((_get(r, k) for k in keys if _get(r, k) is not None), None)
+        for col, key in COLUMNS:
+            v = _get(r, key)
             row[col] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
         rows.append(row)
     df = pd.DataFrame(rows, columns=['run_id', 'setting', 'seed', 'method'] + [c for c, _ in COLUMNS])
@@ -256,7 +256,7 @@ def validation_table(results:list[dict], cols=('BLEU', 'NIST', 'ROUGE-L', 'attr.
             row = {'setting': r['setting'], 'decoding': decoding_label(v.get('decoding') or {}),
                    'chosen': int(bool(v.get('chosen')))}
             for c in cols:
-                x = next((_get(v, k) for k in keys[c] if _get(v, k) is not None), None)
+                x = _get(v, keys[c])
                 row[c] = float(x) if isinstance(x, (int, float)) else None
             rows.append(row)
     if not rows: return None

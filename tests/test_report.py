@@ -7,7 +7,7 @@ from descgen.cli import main
 from descgen.report import build_report, fmt_cell
 
 FIX = Path(__file__).parent/'fixtures'/'report_sweep'
-KEYS = {'BLEU': 'bleu', 'ROUGE-L': 'rouge_l', 'CIDEr': 'cider', 'attr. coverage': 'attribute_coverage',
+KEYS = {'BLEU': 'bleu', 'ROUGE-L': 'rouge_l', 'CIDEr': 'cider', 'attr. coverage': 'attr_coverage',
         'hallucination': 'hallucination_rate'}
 
 @pytest.fixture
