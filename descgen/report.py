@@ -15,7 +15,7 @@ __all__ = ['COLUMNS', 'QUALITY', 'EXACT', 'README_COLUMNS', 'load_results', 'oth
            'samples_table', 'headline_sentences', 'decoding_label', 'validation_table', 'anchors_table',
            'report_sections', 'render_markdown', 'render_html', 'build_report', 'results_markdown', 'report_cli']
 
-# %% ../nbs/12_report.ipynb #985790aa
+# %% ../nbs/12_report.ipynb #ad8f43df
 COLUMNS = [  # (column, key in results.json: 'a.b' = results['a']['b'])
     ('BLEU', 'metrics.bleu'),
     ('NIST', 'metrics.nist'),
@@ -37,6 +37,8 @@ def _get(d:dict, key:str):
         d = d[part]
     return d
 
+
+# %% ../nbs/12_report.ipynb #828e8f68
 def load_results(sweep_dir:Path|str) -> tuple[list[dict], list[dict]]:
     "(results, failures) of a sweep folder: every `runs/*/results.json` and `runs/*/failure.json`, with id and label."
     sweep_dir = Path(sweep_dir)
@@ -70,6 +72,8 @@ def other_runs(sweep_dir:Path|str) -> list[str]:
     return sorted(p.name for p in (sweep_dir/'runs').iterdir()
                   if p.is_dir() and p.name not in ids and (p/'results.json').exists())
 
+
+# %% ../nbs/12_report.ipynb #60af3618
 def results_frame(results:list[dict]):
     "One row per run: run id, setting, seed, method and the report's columns."
     import pandas as pd
@@ -94,6 +98,7 @@ def summary_table(df):
     out = pd.concat({'mean': mean, 'sd': sd}, axis=1).swaplevel(axis=1)
     out.insert(0, ('n', ''), df.groupby('setting', sort=False).size())
     return out.loc[order]
+
 
 # %% ../nbs/12_report.ipynb #41e88a46
 def fmt_num(x, col:str='') -> str:
@@ -126,7 +131,7 @@ def display_table(summary):
     return t[keep]
 
 
-# %% ../nbs/12_report.ipynb #bdfdb0c8
+# %% ../nbs/12_report.ipynb #46a76e73
 def _is_base(r) -> bool:
     "An untuned base run: `method: none` (or base), or no parameter trained."
     return (r.get('params') or {}).get('method') in ('none', 'base') or r.get('trainable_params') == 0
@@ -162,6 +167,8 @@ def _save(fig, path:Path):
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
+
+# %% ../nbs/12_report.ipynb #913211e1
 def plot_loss_lines(ax, history:dict, c=None, seed=None):
     "Train (solid) and validation (dashed) loss of one run's `history` on `ax`; the labels name the seed if given."
     for part, ls, mk in (('train', '-', None), ('validation', '--', 'o')):
@@ -190,6 +197,7 @@ def plot_loss_curves(results, path:Path):
     axes[0][0].set_ylabel('loss')
     _save(fig, path)
     return path
+
 
 # %% ../nbs/12_report.ipynb #38d24a11
 def samples_table(results, n:int=4):
