@@ -164,7 +164,7 @@ def _worker_main(argv:list[str]) -> int:
                       timeout=spec.get('timeout'), cwd=spec.get('cwd'))
     return 0 if rec['status'] in ('ok', 'skipped') else 1
 
-# %% ../nbs/14_sweep.ipynb #060dc771
+# %% ../nbs/14_sweep.ipynb #3d79e76e
 def _set_pdeathsig():
     "In the child, before exec: die with SIGKILL when the parent (the sweep) dies (Linux); a process group of its own."
     try:
@@ -175,6 +175,8 @@ def _set_pdeathsig():
 
 def _set_pgrp(): os.setpgrp()
 
+
+# %% ../nbs/14_sweep.ipynb #bebafce6
 def resolve_notebook(cfg:dict, notebook:str|None=None) -> Path:
     "The experiment notebook: absolute, else relative to the project root, the config's folder, or cwd."
     nb = notebook or cfg.get('notebook') or 'nbs/experiments/finetune.ipynb'
@@ -189,6 +191,8 @@ def resolve_notebook(cfg:dict, notebook:str|None=None) -> Path:
     looked = ', '.join(map(str, cands))
     raise DescgenError(f"{cfg.get('_path', 'config')}: notebook `{nb}` not found (looked at {looked})")
 
+
+# %% ../nbs/14_sweep.ipynb #f5570f13
 def check_parameters(runs:list[dict], notebook:Path, where:str='config') -> list[str]:
     "Names of the notebook's `parameters` cell; a run parameter the notebook does not declare is an error."
     import papermill as pm
@@ -200,12 +204,15 @@ def check_parameters(runs:list[dict], notebook:Path, where:str='config') -> list
                            f'(it declares {sorted(declared)})')
     return sorted(declared)
 
+
+# %% ../nbs/14_sweep.ipynb #de6d8306
 def run_status(run_dir:Path) -> str:
     "'done' (results.json), 'failed' (failure.json), 'incomplete' (started, not finished) or 'pending'."
     if (run_dir/RESULTS).exists(): return 'done'
     if (run_dir/FAILURE).exists(): return 'failed'
     if (run_dir/RUNREC).exists(): return 'incomplete'
     return 'pending'
+
 
 # %% ../nbs/14_sweep.ipynb #c5e4cba1
 def run_sweep(config:Path|str|dict, out:Path|str, *, jobs:int|None=None, dry_run:bool=False, report:bool=True,
