@@ -4,20 +4,20 @@
 
 # %% ../nbs/05_catalogs.ipynb #e7edd3d9
 from __future__ import annotations
-import json, math
+import json, math, statistics
 from collections import Counter, OrderedDict
 from pathlib import Path
 from .core import DescgenError
 from .products import Product, DELEX_KEYS
 from .clean import CardLog, clean_text
-from .recipes import recipe, _read_csv, _read_text, _row_checks
+from .recipes import recipe, _codec, _count_blank_rows, _read_csv, _read_text, _row_checks
 
 # %% auto #0
 __all__ = ['parse_attribute_string', 'load_mapping']
 
 # %% ../nbs/05_catalogs.ipynb #6ffdf641
 def _csv_records(path:Path, encoding='utf-8', delimiter=None) -> tuple:
-    header, rows = _read_csv(path, encoding, delimiter)
+    header, rows, blank = _read_csv(path, encoding, delimiter)
     dup = [h for h, n in Counter(header).items() if n > 1]
     if dup: raise DescgenError(f'{path}, line 1: duplicated column name(s) {dup}')
     out = []
@@ -26,49 +26,83 @@ def _csv_records(path:Path, encoding='utf-8', delimiter=None) -> tuple:
             raise DescgenError(f'{path}, line {line}: {len(r)} fields where the header has {len(header)} '
                                '(a stray delimiter or quote?)')
         out.append(({'file': path.name, 'line': line}, dict(zip(header, r))))
-    return header, out
+    return header, out, blank
+
+# %% ../nbs/05_catalogs.ipynb #96c698c1
+def _jsonl_lines(path:Path, text:str) -> tuple:
+    "(records as (where, value), blank lines) of JSON lines split on '\\n' only."
+    lines = text.split('\n')
+    if lines[-1] == '': lines.pop()   # the newline that ends the last line
+    recs, blank = [], []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            blank.append(i)
+            continue
+        try: recs.append(({'file': path.name, 'line': i}, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise DescgenError(f'{path}, line {i}, column {e.colno}: not valid JSON ({e.msg}): {line[:60]!r}') from None
+    return recs, blank
+
+def _json_array(path:Path, text:str):
+    "The records of a .json file holding a JSON list; None when it holds JSON lines."
+    try: data = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg == 'Extra data' or not text.lstrip().startswith('['): return None
+        raise DescgenError(f'{path}, line {e.lineno}: not valid JSON ({e.msg})') from None
+    if not isinstance(data, list):
+        found = f'an object with keys {list(data)[:5]}' if isinstance(data, dict) else type(data).__name__
+        raise DescgenError(f'{path}: expected a JSON list of records, found {found} (JSON lines: name the file .jsonl)')
+    return [({'file': path.name, 'row': i + 1}, d) for i, d in enumerate(data)]
 
 # %% ../nbs/05_catalogs.ipynb #63b6d88a
 def _json_records(path:Path, encoding='utf-8') -> tuple:
-    "A JSON array (.json) or one object per line (.jsonl, .ndjson, or a .json that is not an array)."
+    "(columns, records, blank lines) of a JSON list (.json) or JSON lines (.jsonl, .ndjson, or a .json of lines)."
     text = _read_text(path, encoding)
-    if path.suffix.lower() == '.json' and text.lstrip().startswith('['):
-        try: data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DescgenError(f'{path}, line {e.lineno}: not valid JSON ({e.msg})') from None
-        recs = [({'file': path.name, 'row': i + 1}, d) for i, d in enumerate(data)]
-    else:
-        recs = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip(): continue
-            try: d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DescgenError(f'{path}, line {i}, column {e.colno}: not valid JSON ({e.msg}): '
-                                   f'{line[:60]!r}') from None
-            recs.append(({'file': path.name, 'line': i}, d))
+    recs = _json_array(path, text) if path.suffix.lower() == '.json' else None
+    recs, blank = (recs, []) if recs is not None else _jsonl_lines(path, text)
+    if not recs: raise DescgenError(f"{path}: no records (the file holds {'only blank lines' if blank else 'nothing'})")
     for w, d in recs:
         if not isinstance(d, dict):
             raise DescgenError(f"{path}, {'line' if 'line' in w else 'row'} {w.get('line', w.get('row'))}: "
                                f'expected a JSON object, found {type(d).__name__}')
-    return list(OrderedDict.fromkeys(k for _, d in recs for k in d)), recs
+    return list(OrderedDict.fromkeys(k for _, d in recs for k in d)), recs, blank
 
 # %% ../nbs/05_catalogs.ipynb #c6b9e59b
+def _utf8(v, path:Path, row:int, col:str):
+    "Parquet binary values as UTF-8 text (inside lists and structs too); other bytes: `DescgenError` naming row, field."
+    if isinstance(v, bytes):
+        try: return v.decode('utf-8')
+        except UnicodeDecodeError as e:
+            raise DescgenError(f'{path}, row {row}, field {col!r}: a binary value that is not UTF-8 text '
+                               f'(byte 0x{v[e.start]:02x})') from None
+    if isinstance(v, list): return [_utf8(x, path, row, col) for x in v]
+    if isinstance(v, dict): return {k: _utf8(x, path, row, col) for k, x in v.items()}
+    return v
+
+def _parquet_records(path:Path) -> tuple:
+    try:
+        import pyarrow.parquet as pq
+        tbl = pq.read_table(path)
+    except Exception as e: raise DescgenError(f'{path}: cannot read as Parquet ({type(e).__name__}: {e})') from None
+    recs = [({'file': path.name, 'row': i + 1}, {k: _utf8(v, path, i + 1, k) for k, v in d.items()})
+            for i, d in enumerate(tbl.to_pylist())]
+    return tbl.column_names, recs, []
+
 def _read_records(path:Path, encoding='utf-8', delimiter=None) -> tuple:
-    "(columns, [(where, record)]) of a CSV/TSV, JSONL/JSON or Parquet file; file-level problems raise `DescgenError`."
+    "(columns, [(where, record)], blank lines) of a CSV/TSV, JSONL/JSON or Parquet file; file problems: `DescgenError`."
     suf = path.suffix.lower()
     if suf in ('.csv', '.tsv', '.txt'): return _csv_records(path, encoding, delimiter)
     if suf in ('.jsonl', '.ndjson', '.json'): return _json_records(path, encoding)
-    if suf in ('.parquet', '.pq'):
-        try:
-            import pyarrow.parquet as pq
-            tbl = pq.read_table(path)
-        except Exception as e: raise DescgenError(f'{path}: cannot read as Parquet ({type(e).__name__}: {e})') from None
-        return tbl.column_names, [({'file': path.name, 'row': i + 1}, d) for i, d in enumerate(tbl.to_pylist())]
+    if suf in ('.parquet', '.pq'): return _parquet_records(path)
     raise DescgenError(f'{path}: unknown file type {suf!r}; use .csv, .tsv, .jsonl, .json or .parquet')
 
 # %% ../nbs/05_catalogs.ipynb #658379db
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+def _value_text(v) -> str:
+    "A value as text: a nested object or list as compact JSON (not a Python repr)."
+    return json.dumps(v, ensure_ascii=False, separators=(',', ':')) if isinstance(v, (dict, list)) else str(v)
 
 def parse_attribute_string(s:str, pair_sep:str='|', kv_sep:str=':') -> list:
     "`'colour:red|size:M'` -> `[('colour', 'red'), ('size', 'M')]`; a piece without `kv_sep` or key: `ValueError`."
@@ -98,7 +132,7 @@ def _attrs_from_value(v, fmt, pair_sep, kv_sep) -> list:
     out = []
     for k, x in items:
         for val in (x if isinstance(x, list) else [x]):
-            if not _missing(val): out.append((str(k).strip(), str(val).strip()))
+            if not _missing(val): out.append((str(k).strip(), _value_text(val).strip()))
     return out
 
 # %% ../nbs/05_catalogs.ipynb #f52dd35b
@@ -115,14 +149,45 @@ def _mapping_json(s:str):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DescgenError(f'{p}: not a valid JSON mapping ({e})') from None
 
+# %% ../nbs/05_catalogs.ipynb #de9e8b49
+_ATTR_SPEC_KEYS = {'column', 'format', 'pair_sep', 'kv_sep'}
+
+def _attr_spec_ok(v) -> bool:
+    "An attributes mapping: a column, a list of columns or {column, format, pair_sep, kv_sep}."
+    col = lambda x: isinstance(x, str) and x.strip() != ''
+    if col(v) or (isinstance(v, list) and v and all(map(col, v))): return True
+    return (isinstance(v, dict) and col(v.get('column')) and set(v) <= _ATTR_SPEC_KEYS
+            and v.get('format', 'auto') in ('auto', 'json', 'kv')
+            and all(col(v.get(k, '|')) for k in ('pair_sep', 'kv_sep')))
+
+def _mapping_value_ok(k:str, v) -> bool:
+    col = lambda x: isinstance(x, str) and x.strip() != ''
+    if k == 'description': return col(v) or (isinstance(v, list) and bool(v) and all(map(col, v)))
+    if k == 'attributes': return _attr_spec_ok(v)
+    if k == 'rename': return isinstance(v, dict) and all(map(col, [*v, *v.values()]))
+    if k == 'delimiter': return isinstance(v, str) and len(v) == 1
+    return col(v)   # id, category, lang, encoding: a name
+
+_MAPPING_EXPECTED = {
+    'description': 'a column name or a list of column names', 'rename': 'an object {"old key": "new key", ...}',
+    'attributes': 'a column name, a list of column names or {"column": ..., "format": "json"|"kv"|"auto", '
+                  '"pair_sep": ..., "kv_sep": ...}',
+    'delimiter': 'one character, e.g. "," or "\\t"', 'encoding': 'an encoding name, e.g. "utf-8" or "latin-1"'}
+
+# %% ../nbs/05_catalogs.ipynb #03c8715a
 def load_mapping(mapping) -> dict:
-    "A column mapping from a dict, a JSON string or the path of a JSON file."
+    "A column mapping from a dict, a JSON string or the path of a JSON file; keys and value types checked."
     if mapping is None: return {}
     if isinstance(mapping, (str, Path)): mapping = _mapping_json(str(mapping).strip())
     if not isinstance(mapping, dict):
         raise DescgenError(f'the mapping must be a JSON object, got {type(mapping).__name__}')
     bad = sorted(set(mapping) - _MAPPING_KEYS)
     if bad: raise DescgenError(f'unknown mapping key(s) {bad}; valid: {sorted(_MAPPING_KEYS)}')
+    for k, v in mapping.items():
+        if not _mapping_value_ok(k, v):
+            raise DescgenError(f'mapping "{k}": expected {_MAPPING_EXPECTED.get(k, "a column name")}, '
+                               f'got {type(v).__name__} {json.dumps(v, default=str)[:60]}')
+    if 'encoding' in mapping: _codec(mapping['encoding'])
     return mapping
 
 # %% ../nbs/05_catalogs.ipynb #2509b201
@@ -142,10 +207,7 @@ def _file_columns(path:Path, m:dict, cols:list) -> dict:
         others = [c for c in cols if c not in {*desc, id_col, cat_col, lang_col}]
         spec = 'attributes' if 'attributes' in colset else others
     if isinstance(spec, str): spec = {'column': spec, 'format': 'auto'}
-    if isinstance(spec, dict):
-        need(spec.get('column', ''), 'attributes')
-        if spec.get('format', 'auto') not in ('auto', 'json', 'kv'):
-            raise DescgenError("mapping attributes.format must be 'json', 'kv' or 'auto'")
+    if isinstance(spec, dict): need(spec['column'], 'attributes')   # its keys and format: checked by load_mapping
     else:
         for c in spec: need(c, 'attribute')
         if not spec:
@@ -165,8 +227,15 @@ def _declare_file_steps(log:CardLog, max_field_chars:int):
     log.declare('empty_reference', 'drop', 'one of several references empty after cleaning (the others kept)')
 
 # %% ../nbs/05_catalogs.ipynb #f37bda02
+_LATE_STEPS = {  # declared when they first happen: the card of a clean file lists the same steps as before them
+    'nul_byte': 'a field holds a NUL byte (\\x00): a binary or corrupted record',
+    'description_not_text': 'the description is a number, object or list, not text',
+    'implausible_description': "a description over 50x the median length of the file's descriptions (and over "
+                               "1,000 characters): two records run together?"}
+
 def _row_problem(log:CardLog, path:Path, strict:bool, step:str, where:dict, n_refs:int, **info):
     "A row problem: an error naming file and line with `strict`, otherwise the row (and its other references) dropped."
+    log.declare(step, 'drop', _LATE_STEPS.get(step, step))
     if strict:
         loc = ', '.join(f'{k} {v}' for k, v in where.items() if k != 'file')
         details = ', '.join(f'{k}={v!r}' for k, v in info.items())
@@ -176,6 +245,33 @@ def _row_problem(log:CardLog, path:Path, strict:bool, step:str, where:dict, n_re
 
 def _field_size(v) -> int:
     return len(v) if isinstance(v, str) else len(json.dumps(v, default=str)) if isinstance(v, (dict, list)) else 0
+
+def _has_nul(v) -> bool:
+    if isinstance(v, str): return '\x00' in v
+    if isinstance(v, dict): return any(map(_has_nul, [*v, *v.values()]))
+    return isinstance(v, (list, tuple)) and any(map(_has_nul, v))
+
+# %% ../nbs/05_catalogs.ipynb #36c11b77
+def _record_problem(rec:dict, desc_cols:list, opts:dict):
+    """(step, details) of the first problem of a whole record (a field too long or with a NUL, a description that is
+    no text or implausibly long), or None."""
+    long_f = next((k for k, v in rec.items() if _field_size(v) > opts['max_field_chars']), None)
+    if long_f is not None: return 'field_too_long', {'field': long_f, 'chars': _field_size(rec[long_f])}
+    nul = next((k for k, v in rec.items() if _has_nul(v)), None)
+    if nul is not None: return 'nul_byte', {'field': nul}
+    for d in desc_cols:
+        v = rec.get(d)
+        if not _missing(v) and not isinstance(v, str):
+            return 'description_not_text', {'field': d, 'type': type(v).__name__}
+        if isinstance(v, str) and len(v) > opts['implausible_chars']:
+            return 'implausible_description', {'field': d, 'chars': len(v), 'median': opts['median_chars']}
+    return None
+
+def _implausible_chars(recs:list, desc_cols:list) -> tuple:
+    "(median, limit) of the description lengths of a file: longer than the limit is implausible."
+    lens = [len(v) for _, r in recs for d in desc_cols if isinstance(v := r.get(d), str) and v.strip()]
+    med = int(statistics.median(lens)) if lens else 0
+    return med, max(50 * med, 1000)
 
 # %% ../nbs/05_catalogs.ipynb #db9f9eba
 def _row_attrs(rec:dict, spec, where:dict, log:CardLog) -> list:
@@ -190,7 +286,7 @@ def _row_attrs(rec:dict, spec, where:dict, log:CardLog) -> list:
         if _missing(v):
             log.add('empty_attribute_value', 'flag', example={**where, 'field': c})
             continue
-        attrs += [(c, str(x).strip()) for x in (v if isinstance(v, list) else [v]) if not _missing(x)]
+        attrs += [(c, _value_text(x).strip()) for x in (v if isinstance(v, list) else [v]) if not _missing(x)]
     return attrs
 
 def _row_refs(rec:dict, desc_cols:list, where:dict, log:CardLog, clean:bool) -> list:
@@ -206,12 +302,12 @@ def _row_refs(rec:dict, desc_cols:list, where:dict, log:CardLog, clean:bool) -> 
 
 # %% ../nbs/05_catalogs.ipynb #fe4a6814
 def _file_product(rec:dict, where:dict, c:dict, log:CardLog, opts:dict, ids:set):
-    "The `Product` of one record, or None when it is dropped. `c`: `_file_columns`; `opts`: the recipe's options."
+    "The `Product` of one record, or None when it is dropped. `c`: `_file_columns`; `opts`: `_file_recipe`'s."
     desc_cols, id_col, spec, path = c['description'], c['id'], c['attributes'], opts['path']
     n_refs = max(1, sum(not _missing(rec.get(d)) for d in desc_cols))
     problem = lambda step, **info: _row_problem(log, path, opts['strict'], step, where, n_refs, **info)
-    long_f = next((k for k, v in rec.items() if _field_size(v) > opts['max_field_chars']), None)
-    if long_f is not None: return problem('field_too_long', field=long_f, chars=_field_size(rec[long_f]))
+    bad = _record_problem(rec, desc_cols, opts)
+    if bad: return problem(bad[0], **bad[1])
     line = where.get('line', where.get('row'))
     pid = str(rec[id_col]).strip() if id_col and not _missing(rec.get(id_col)) else str(line)
     if pid in ids: return problem('duplicate_id', field=id_col or '(line)', id=pid)
@@ -241,11 +337,13 @@ def _file_product(rec:dict, where:dict, c:dict, log:CardLog, opts:dict, ids:set)
 def _file_recipe(log:CardLog, *, seed:int=0, path=None, mapping=None, min_words:int=1, max_words:int=0,
                  max_field_chars:int=100_000, dedup:str='exact', clean:bool=True, strict:bool=False) -> dict:
     path, m = Path(path), load_mapping(mapping)
-    cols, recs = _read_records(path, m.get('encoding', 'utf-8'), m.get('delimiter'))
+    cols, recs, blank = _read_records(path, m.get('encoding', 'utf-8'), m.get('delimiter'))
     c = _file_columns(path, m, cols)
     _declare_file_steps(log, max_field_chars)
+    n_blank = _count_blank_rows(log, path, blank)
+    med, lim = _implausible_chars(recs, c['description'])
     opts = {'path': path, 'strict': strict, 'max_field_chars': max_field_chars, 'clean': clean,
-            'rename': m.get('rename', {})}
+            'rename': m.get('rename', {}), 'median_chars': med, 'implausible_chars': lim}
     items, ids = [], set()
     for where, rec in recs:
         p = _file_product(rec, where, c, log, opts, ids)
@@ -254,5 +352,5 @@ def _file_recipe(log:CardLog, *, seed:int=0, path=None, mapping=None, min_words:
     kept = {id(p) for p in products}
     log.add('references_of_dropped_rows', 'drop', n=sum(len(p.references) - 1 for p, _ in items if id(p) not in kept))
     n_refs = lambda rec: max(1, sum(not _missing(rec.get(d)) for d in c['description']))
-    return {'products': products, 'rows_in': sum(n_refs(r) for _, r in recs), 'files': [path],
+    return {'products': products, 'rows_in': sum(n_refs(r) for _, r in recs) + n_blank, 'files': [path],
             'notes': {'columns': cols, 'records': len(recs)}}

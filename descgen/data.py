@@ -182,6 +182,25 @@ def _complete(out:Path, h:str) -> bool:
     return cfg.get('hash') == h and all((out/f).exists() for f in [*(f'{s}.jsonl' for s in SPLITS), 'data_card.json',
                                                                     'data_card.md'])
 
+# %% ../nbs/05_data.ipynb #9bb9b6ae
+def _out_folder(out, name:str, h:str) -> Path:
+    "The output folder (`out`, default the cache's folder for this hash); a path through an existing file: error."
+    folder = Path(out) if out is not None else cache_root()/'data'/f'{name}-{h}'
+    f = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+    if f is not None:
+        raise DescgenError(f'{folder}: the output path ' + ('is an existing file' if f == folder else
+                           f'goes through the existing file {f}') + '; give a folder (--out)')
+    return folder
+
+def _refuse_empty(out:Path, card:dict, dataset):
+    "0 products: write the data card (no `config.json`: the folder is not a finished dataset), then `DescgenError`."
+    out.mkdir(parents=True, exist_ok=True)
+    (out/'config.json').unlink(missing_ok=True)
+    atomic_write_json(out/'data_card.json', card)
+    atomic_write_text(out/'data_card.md', _card_markdown(card))
+    raise DescgenError(f"{dataset}: 0 products out of {card['rows_in']:,} rows in ({card['rows_dropped']:,} dropped),"
+                       f" nothing to train on; the data card says why: {out/'data_card.md'}")
+
 # %% ../nbs/05_data.ipynb #604621eb
 def prepare(dataset:str='synthetic', out=None, *, seed:int=0, delex=False, fractions:dict|None=None, force:bool=False,
             arrow:bool=False, **opts) -> Path:
@@ -194,7 +213,7 @@ def prepare(dataset:str='synthetic', out=None, *, seed:int=0, delex=False, fract
     config, h, R, path = pc['config'], pc['hash'], pc['recipe'], pc['path']
     name, delex = config['dataset'], config['delex']
     cached = out is None
-    out = Path(out) if out is not None else cache_root()/'data'/f'{name}-{h}'
+    out = _out_folder(out, name, h)
     if not force and _complete(out, h): return out
     t0 = time.perf_counter()
     log = CardLog()
@@ -203,6 +222,7 @@ def prepare(dataset:str='synthetic', out=None, *, seed:int=0, delex=False, fract
     splits = _checked_splits(res, name, config['fractions'], seed, log)
     card = _make_card(name, R, path, config, h, res, splits, log)
     card['seconds'] = round(time.perf_counter() - t0, 2)
+    if not card['products_out']: _refuse_empty(out, card, dataset)
     _write_prepared(out, cached, splits, card, {**config, 'hash': h}, arrow)
     return out
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_recipes.ipynb #bb259997
 from __future__ import annotations
-import csv, hashlib, inspect, io, re
+import codecs, csv, hashlib, inspect, io, re
 from collections import Counter, OrderedDict
 from pathlib import Path
 from .core import DescgenError, data_root
@@ -75,39 +75,84 @@ def parse_mr(mr:str, where:str='MR') -> list:
     if not out: raise DescgenError(f'{where}: empty MR')
     return out
 
+# %% ../nbs/04_recipes.ipynb #c88f650e
+def _codec(encoding:str) -> str:
+    "Python's codec for `encoding`, every UTF-8 spelling as `utf-8-sig` (BOM stripped); unknown: `DescgenError`."
+    try: name = codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise DescgenError(f'mapping "encoding": unknown encoding {encoding!r} '
+                           '(e.g. "utf-8", "latin-1", "cp1252", "utf-16", "gb18030")') from None
+    return 'utf-8-sig' if name == 'utf-8' else name
+
+# %% ../nbs/04_recipes.ipynb #31b9eb2a
+def _looks_utf16(raw:bytes) -> bool:
+    "A UTF-16 byte order mark, or NULs in a quarter of the first 4,000 bytes."
+    head = raw[:4000]
+    return head[:2] in (b'\xff\xfe', b'\xfe\xff') or head.count(0) > len(head) // 4 > 0
+
+def _looks_gb18030(raw:bytes) -> bool:
+    "The bytes decode as GB18030 into Han characters (second byte not ASCII): Chinese text, not misread latin-1."
+    try: wide = [c for c in raw.decode('gb18030') if ord(c) > 127]
+    except UnicodeDecodeError: return False
+    han = [c for c in wide if '\u4e00' <= c <= '\u9fff' and c.encode('gb18030')[-1] >= 0x80]
+    return len(han) >= 2 and len(han) >= 0.9 * len(wide)
+
 # %% ../nbs/04_recipes.ipynb #b565cfc7
+def _decode_hint(raw:bytes) -> str:
+    "What to do about bytes that do not decode: the encoding they look like, as a mapping to pass."
+    if _looks_utf16(raw): return 'the file looks UTF-16: pass encoding utf-16 (mapping "encoding": "utf-16")'
+    if _looks_gb18030(raw):
+        return 'the file looks like Chinese in GB18030/GBK: pass encoding gb18030 (mapping "encoding": "gb18030")'
+    return 're-save the file as UTF-8 or give its encoding (mapping "encoding": "latin-1" or "cp1252")'
+
 def _read_text(path:Path, encoding:str='utf-8') -> str:
     "The text of `path`; bytes that are not valid in `encoding` raise `DescgenError` naming the file, line and byte."
-    raw = Path(path).read_bytes()
-    try: return raw.decode('utf-8-sig' if encoding.lower().replace('-', '') == 'utf8' else encoding)
+    raw, codec = Path(path).read_bytes(), _codec(encoding)
+    if not codec.startswith(('utf-16', 'utf-32')) and _looks_utf16(raw):
+        raise DescgenError(f'{path}: {_decode_hint(raw)}')
+    try: return raw.decode(codec)
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b'\n') + 1
         col = e.start - (raw.rfind(b'\n', 0, e.start) + 1) + 1
         raise DescgenError(f'{path}, line {line}, column {col}: not valid {encoding} (byte 0x{raw[e.start]:02x}); '
-                           f're-save the file as UTF-8 or give its encoding (mapping "encoding": "latin-1")') from None
+                           + _decode_hint(raw)) from None
 
 # %% ../nbs/04_recipes.ipynb #04b0f55f
+_MAX_RECORD_LINES = 20  # a record over more lines: an unmatched quote has swallowed the records after it
+
+def _csv_rows(reader, path:Path) -> tuple:
+    "(rows as (first line, fields), first lines of blank rows) of a csv reader past its header."
+    rows, blank, end = [], [], reader.line_num
+    try:
+        for rec in reader:
+            start, end = end + 1, reader.line_num
+            if not any(c.strip() for c in rec): blank.append(start)
+            elif end - start >= _MAX_RECORD_LINES:
+                raise DescgenError(f'{path}, line {start}: one record spans {end - start + 1} lines (to line {end}); '
+                                   'an unmatched quote (") at the start of a field?')
+            else: rows.append((start, rec))
+    except csv.Error as e: raise DescgenError(f'{path}, line {end + 1}: broken CSV ({e})') from None
+    return rows, blank
+
 def _read_csv(path:Path, encoding='utf-8', delimiter=None) -> tuple:
-    "(header, rows as (line, dict)) of a CSV/TSV file, with clear errors for encoding and shape problems."
+    "(header, rows as (first line, fields), blank lines) of a CSV/TSV file, with clear errors for encoding and shape."
     text = _read_text(path, encoding)
     csv.field_size_limit(1 << 30)  # long fields are checked (and counted) by the recipe, not refused by the csv module
     delimiter = delimiter or ('\t' if Path(path).suffix.lower() == '.tsv' else ',')
     reader = csv.reader(io.StringIO(text, newline=''), delimiter=delimiter)
     try: header = next(reader)
     except StopIteration: raise DescgenError(f'{path}: the file is empty (no header line)') from None
-    header = [h.strip() for h in header]
-    rows = []
-    try:
-        for rec in reader:
-            if not any(c.strip() for c in rec): continue
-            rows.append((reader.line_num, rec))
-    except csv.Error as e: raise DescgenError(f'{path}, line {reader.line_num}: broken CSV ({e})') from None
-    return header, rows
+    return [h.strip() for h in header], *_csv_rows(reader, path)
+
+def _count_blank_rows(log:CardLog, f:Path, blank:list) -> int:
+    "Blank rows counted as dropped (they are rows in, not vanished): how many."
+    for line in blank: log.add('blank_row', 'drop', 'a blank row (no field filled)', {'file': f.name, 'line': line})
+    return len(blank)
 
 # %% ../nbs/04_recipes.ipynb #e3f21858
 def _e2e_read(f:Path, log:CardLog) -> tuple:
-    "(OrderedDict MR -> {attrs, refs, line}, rows read) of one E2E file."
-    header, rows = _read_csv(f)
+    "(OrderedDict MR -> {attrs, refs, line}, rows read) of one E2E file (blank rows counted as dropped)."
+    header, rows, blank = _read_csv(f)
     if header[:2] != ['mr', 'ref']: raise DescgenError(f'{f}: expected the columns mr,ref, found {header}')
     g = OrderedDict()
     for line, rec in rows:
@@ -120,7 +165,7 @@ def _e2e_read(f:Path, log:CardLog) -> tuple:
         if mr not in g: g[mr] = {'attrs': parse_mr(mr, f'{f}, line {line}, field mr'), 'refs': [], 'line': line}
         if ref2 in g[mr]['refs']: log.add('duplicate_reference_in_mr', 'flag', '', {'file': f.name, 'line': line})
         g[mr]['refs'].append(ref2)
-    return g, len(rows)
+    return g, len(rows) + _count_blank_rows(log, f, blank)
 
 # %% ../nbs/04_recipes.ipynb #923bcaee
 def _e2e_notes(dev:list, test:list) -> dict:
@@ -303,11 +348,11 @@ def _myntra_category(ptype:str) -> str:
 _MYNTRA_COLUMNS = ['ProductID', 'ProductName', 'ProductBrand', 'Gender', 'Price (INR)', 'Description', 'PrimaryColor']
 
 def _myntra_rows(f:Path) -> tuple:
-    "(header, rows, column index) of the Myntra CSV; a missing column is an error."
-    header, rows = _read_csv(f)
+    "(header, rows, column index, blank lines) of the Myntra CSV; a missing column is an error."
+    header, rows, blank = _read_csv(f)
     miss = [c for c in _MYNTRA_COLUMNS if c not in header]
     if miss: raise DescgenError(f'{f}: missing required column(s) {miss}; found {header}')
-    return header, rows, {c: header.index(c) for c in header}
+    return header, rows, {c: header.index(c) for c in header}, blank
 
 def _declare_myntra_steps(log:CardLog):
     log.declare('malformed_row', 'drop', 'wrong number of fields in the CSV row')
@@ -366,7 +411,7 @@ def _myntra_item(r:list, line:int, f:Path, ix:dict, log:CardLog, seen:dict, prot
 def _myntra_recipe(log:CardLog, *, seed:int=0, path=None, min_words:int=5, max_words:int=150, dedup:str='description',
                    drop_mismatch:bool=False, price:bool=True) -> dict:
     (f,) = _real_files('myntra')
-    header, rows, ix = _myntra_rows(f)
+    header, rows, ix, blank = _myntra_rows(f)
     ok = [r for _, r in rows if len(r) == len(header)]
     protect = camel_words([r[ix['ProductName']] for r in ok] + [r[ix['ProductBrand']] for r in ok])
     _declare_myntra_steps(log)
@@ -376,4 +421,5 @@ def _myntra_recipe(log:CardLog, *, seed:int=0, path=None, min_words:int=5, max_w
                            drop_mismatch=drop_mismatch)
     notes = {'rows': len(rows), 'attributes_parsed_from_names': dict(seen['parsed'].most_common()),
              'products': len(products)}
-    return {'products': products, 'rows_in': len(rows), 'files': [f], 'notes': notes}
+    rows_in = len(rows) + _count_blank_rows(log, f, blank)
+    return {'products': products, 'rows_in': rows_in, 'files': [f], 'notes': notes}

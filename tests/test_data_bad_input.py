@@ -95,9 +95,12 @@ def test_one_megabyte_field(tmp_path):
     assert st['examples'][0] == {'file': 'cat.csv', 'line': 3, 'field': 'description', 'chars': 1 << 20}
     assert st['examples'][1]['field'] == 'colour'
     assert balanced(d)['rows_out'] == 1
-    # a higher limit keeps the row (then the length limit of the recipe decides)
+    # a higher limit keeps the rows; the 1 MB description is then 50x the file's median length: a counted drop
     d2 = D.prepare(f, tmp_path/'o2', max_field_chars=2_000_000)
-    assert balanced(d2)['rows_out'] == 3
+    assert balanced(d2)['rows_out'] == 2
+    st = card_steps(d2)['implausible_description']
+    assert st['count'] == 1 and st['examples'][0] == {'file': 'cat.csv', 'line': 3, 'field': 'description', 'chars': 1 << 20,
+                                                       'median': 10}
     # inside a JSON attributes object too
     j = write(tmp_path/'cat.jsonl', json.dumps({'id': 1, 'attributes': {'colour': 'red', 'notes': big}, 'description': 'A red mug.'}) + '\n'
                                     + json.dumps({'id': 2, 'attributes': {'colour': 'blue'}, 'description': 'A blue mug.'}) + '\n')
