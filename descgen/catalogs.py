@@ -60,7 +60,9 @@ def _json_records(path:Path, encoding='utf-8') -> tuple:
     text = _read_text(path, encoding)
     recs = _json_array(path, text) if path.suffix.lower() == '.json' else None
     recs, blank = (recs, []) if recs is not None else _jsonl_lines(path, text)
-    if not recs: raise DescgenError(f"{path}: no records (the file holds {'only blank lines' if blank else 'nothing'})")
+    if not recs:
+        holds = 'only blank lines' if blank else 'an empty list' if text.strip() else 'nothing'
+        raise DescgenError(f'{path}: no records (the file holds {holds})')
     for w, d in recs:
         if not isinstance(d, dict):
             raise DescgenError(f"{path}, {'line' if 'line' in w else 'row'} {w.get('line', w.get('row'))}: "

@@ -166,3 +166,187 @@ def test_reference_emptied_by_cleaning_is_a_counted_drop(tmp_path):
     assert (c['rows_in'], c['rows_out'], c['rows_dropped']) == (5, 4, 1)
     s = card_steps(d)['empty_reference']
     assert (s['kind'], s['count'], s['examples'][0]['line'], s['examples'][0]['field']) == ('drop', 1, 3, 'd2')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The table: malformed catalogs through `descgen prepare`, as a user runs it. Each row: the file (name and bytes,
+# or a function writing it), the mapping and flags, the exit status, the fragments the one-line error must hold
+# (file, line or row, field where they exist), and for a run that succeeds the counted drop step with the line and
+# field its first example must name. Every card written, also next to an error, must balance:
+# rows_in == rows_out + rows_dropped.
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HEAD = 'id,colour,description\n'
+GOOD = ''.join(f'{i},red,A red mug number {i}.\n' for i in range(1, 6))  # lines 2-6
+JL = lambda *recs: ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs)
+OK = {'id': 'a', 'attributes': {'colour': 'red'}, 'description': 'A red mug.'}
+
+
+def parquet(cols: dict, types: dict = None):
+    def write(p):
+        pq.write_table(pa.table({k: pa.array(v, (types or {}).get(k)) for k, v in cols.items()}), p)
+    return write
+
+
+CASES = [  # (id, file name, content, mapping, flags, exit status, error fragments, (drop step, example subset))
+    # CSV: structure
+    ('csv-stray-quote', 'cat.csv', HEAD + '1,red,A red mug.\n2,blue,"A blue mug\n' + GOOD * 6, None, [], 2,
+     ['cat.csv, line 3', 'spans 31 lines', 'unmatched quote'], None),
+    ('csv-stray-quote-strict', 'cat.csv', HEAD + '1,red,A red mug.\n2,blue,"A blue mug\n' + GOOD * 6, None,
+     ['--strict'], 2, ['cat.csv, line 3', 'unmatched quote'], None),
+    ('csv-short-row', 'cat.csv', HEAD + GOOD + '7,blue\n', None, [], 2,
+     ['cat.csv, line 7', '2 fields where the header has 3'], None),
+    ('csv-multiline-record-first-line', 'cat.csv', HEAD + GOOD + '7,blue,"A blue\nmug, two lines",x\n', None, [], 2,
+     ['cat.csv, line 7:', '4 fields'], None),
+    ('csv-duplicate-columns', 'cat.csv', 'id,colour,colour,description\n1,red,blue,A mug.\n', None, [], 2,
+     ['cat.csv, line 1', "duplicated column name(s) ['colour']"], None),
+    ('csv-missing-description', 'cat.csv', 'id,colour,text\n1,red,A red mug.\n', None, [], 2,
+     ['cat.csv', "missing required column 'description'"], None),
+    ('csv-empty-file', 'cat.csv', '', None, [], 2, ['cat.csv', 'the file is empty'], None),
+    # CSV: bytes and encodings
+    ('csv-latin1', 'cat.csv', (HEAD + GOOD + '7,beige,Caf\xe9 cr\xe8me mug.\n').encode('latin-1'), None, [], 2,
+     ['cat.csv, line 7, column', 'not valid utf-8 (byte 0xe9)', 'latin-1'], None),
+    ('csv-utf16', 'cat.csv', (HEAD + GOOD).encode('utf-16'), None, [], 2,
+     ['cat.csv', 'looks UTF-16: pass encoding utf-16'], None),
+    ('csv-utf16-read-as-latin1', 'cat.csv', (HEAD + GOOD).encode('utf-16'), {'encoding': 'latin-1'}, [], 2,
+     ['cat.csv', 'looks UTF-16'], None),
+    ('csv-gbk', 'cat.csv', 'id,颜色,description\n1,红色,一个红色的杯子。\n2,蓝色,一个蓝色的杯子。\n'.encode('gbk'), None, [], 2,
+     ['cat.csv, line 1', 'pass encoding gb18030'], None),
+    ('csv-nul', 'cat.csv', HEAD + '1,red,A red mug.\n2,blue,A blue\x00 mug.\n3,green,A green mug.\n', None, [], 0, [],
+     ('nul_byte', {'file': 'cat.csv', 'line': 3, 'field': 'description'})),
+    ('csv-nul-strict', 'cat.csv', HEAD + '1,red,A red mug.\n2,blue,A blue\x00 mug.\n', None, ['--strict'], 2,
+     ['cat.csv, line 3', "field='description'", 'NUL'], None),
+    # CSV: rows
+    ('csv-blank-rows', 'cat.csv', HEAD + '1,red,A red mug.\n\n,,\n2,blue,A blue mug.\n', None, [], 0, [],
+     ('blank_row', {'file': 'cat.csv', 'line': 3})),
+    ('csv-implausible-description', 'cat.csv', HEAD + GOOD + '7,blue,' + 'A very long text. ' * 600 + '\n', None, [],
+     0, [], ('implausible_description', {'file': 'cat.csv', 'line': 7, 'field': 'description'})),
+    ('csv-empty-description', 'cat.csv', HEAD + GOOD + '7,blue,\n', None, [], 0, [],
+     ('empty_description', {'file': 'cat.csv', 'line': 7, 'field': 'description'})),
+    ('csv-duplicate-id', 'cat.csv', HEAD + GOOD + '3,blue,A blue mug.\n', None, [], 0, [],
+     ('duplicate_id', {'file': 'cat.csv', 'line': 7, 'field': 'id'})),
+    ('csv-attribute-parse', 'cat.csv', 'id,attributes,description\n1,colour:red,A red mug.\n2,colour=blue,A mug.\n',
+     None, [], 0, [], ('attribute_parse_error', {'file': 'cat.csv', 'line': 3, 'field': 'attributes'})),
+    ('csv-field-too-long', 'cat.csv', HEAD + GOOD + '7,' + 'x' * 150_000 + ',A mug.\n', None, [], 0, [],
+     ('field_too_long', {'file': 'cat.csv', 'line': 7, 'field': 'colour'})),
+    ('csv-header-only', 'cat.csv', HEAD, None, [], 2, ['cat.csv: 0 products out of 0 rows in', 'data_card.md'], None),
+    ('csv-every-row-dropped', 'cat.csv', HEAD + '1,red,\n2,blue, \n', None, [], 2,
+     ['0 products out of 2 rows in (2 dropped)', 'data_card.md'], None),
+    ('csv-bom-utf_8', 'cat.csv', (HEAD + GOOD).encode('utf-8-sig'), {'encoding': 'utf_8'}, [], 0, [], None),
+    # JSON lines
+    ('jsonl-broken-line', 'cat.jsonl', JL(OK) + '{"id": "b", "description": "x"\n', None, [], 2,
+     ['cat.jsonl, line 2, column', 'not valid JSON'], None),
+    ('jsonl-empty', 'cat.jsonl', '', None, [], 2, ['cat.jsonl: no records'], None),
+    ('jsonl-blank-lines-only', 'cat.jsonl', '\n\n', None, [], 2, ['cat.jsonl: no records', 'only blank lines'], None),
+    ('jsonl-not-an-object', 'cat.jsonl', JL(OK) + '["a", "list"]\n', None, [], 2,
+     ['cat.jsonl, line 2: expected a JSON object, found list'], None),
+    ('jsonl-u2028-u0085-valid', 'cat.jsonl', JL(OK, {**OK, 'id': 'b', 'description': 'One\u2028two\u0085three.'}),
+     None, [], 0, [], None),
+    ('jsonl-description-number', 'cat.jsonl', JL(OK, {**OK, 'id': 'b', 'description': 5}), None, [], 0, [],
+     ('description_not_text', {'file': 'cat.jsonl', 'line': 2, 'field': 'description', 'type': 'int'})),
+    ('jsonl-description-number-strict', 'cat.jsonl', JL(OK, {**OK, 'id': 'b', 'description': 5}), None,
+     ['--strict'], 2, ['cat.jsonl, line 2', "field='description'", 'not text'], None),
+    ('jsonl-nul-escape', 'cat.jsonl', JL(OK, {**OK, 'id': 'b', 'attributes': {'colour': 'bl\x00ue'}}), None, [], 0,
+     [], ('nul_byte', {'file': 'cat.jsonl', 'line': 2, 'field': 'attributes'})),
+    ('jsonl-latin1', 'cat.jsonl', (JL(OK) + '{"id": "b", "description": "caf\xe9"}\n').encode('latin-1'), None, [], 2,
+     ['cat.jsonl, line 2, column', 'not valid utf-8'], None),
+    ('jsonl-blank-line-counted', 'cat.jsonl', JL(OK) + '\n' + JL({**OK, 'id': 'b'}), None, [], 0, [],
+     ('blank_row', {'file': 'cat.jsonl', 'line': 2})),
+    # JSON
+    ('json-object', 'cat.json', json.dumps({'products': [OK]}), None, [], 2,
+     ['cat.json: expected a JSON list of records', "keys ['products']"], None),
+    ('json-broken', 'cat.json', '[' + json.dumps(OK) + ',\n{"id": 2,}]', None, [], 2,
+     ['cat.json, line 2', 'not valid JSON'], None),
+    ('json-not-an-object', 'cat.json', json.dumps([OK, [1, 2]]), None, [], 2,
+     ['cat.json, row 2: expected a JSON object, found list'], None),
+    ('json-empty-list', 'cat.json', '[]', None, [], 2, ['cat.json: no records (the file holds an empty list)'], None),
+    # Parquet
+    ('parquet-binary-column', 'cat.parquet',
+     parquet({'id': ['1', '2'], 'colour': [b'red', b'blue'], 'description': ['A red mug.', 'A blue mug.']},
+             {'colour': pa.binary()}), None, [], 0, [], None),
+    ('parquet-binary-not-utf8', 'cat.parquet',
+     parquet({'id': ['1', '2'], 'colour': [b'red', b'\xffblue'], 'description': ['A red mug.', 'A blue mug.']},
+             {'colour': pa.binary()}), None, [], 2, ["cat.parquet, row 2, field 'colour'", 'not UTF-8'], None),
+    ('parquet-description-number', 'cat.parquet',
+     parquet({'id': ['1', '2'], 'colour': ['red', 'blue'], 'description': [1.5, 2.5]}), None, [], 2,
+     ['0 products out of 2 rows in (2 dropped)'], None),
+    ('parquet-not-parquet', 'cat.parquet', 'not parquet', None, [], 2, ['cat.parquet', 'cannot read as Parquet'], None),
+    # the mapping
+    ('mapping-description-number', 'cat.csv', HEAD + GOOD, {'description': 5}, [], 2,
+     ['mapping "description": expected a column name or a list of column names, got int 5'], None),
+    ('mapping-rename-list', 'cat.csv', HEAD + GOOD, {'rename': ['colour', 'color']}, [], 2,
+     ['mapping "rename": expected an object'], None),
+    ('mapping-unknown-encoding', 'cat.csv', HEAD + GOOD, {'encoding': 'utf-99'}, [], 2,
+     ['mapping "encoding": unknown encoding'], None),
+    ('mapping-unknown-key', 'cat.csv', HEAD + GOOD, {'desc': 'description'}, [], 2,
+     ["unknown mapping key(s) ['desc']"], None),
+    ('mapping-attributes-format', 'cat.csv', HEAD + GOOD, {'attributes': {'column': 'colour', 'format': 'xml'}}, [],
+     2, ['mapping "attributes": expected'], None),
+    ('mapping-delimiter', 'cat.csv', HEAD + GOOD, {'delimiter': ';;'}, [], 2, ['mapping "delimiter"'], None),
+    ('mapping-missing-column', 'cat.csv', HEAD + GOOD, {'id': 'sku'}, [], 2,
+     ['cat.csv', "missing required column 'sku' (id)"], None),
+    ('mapping-not-json', 'cat.csv', HEAD + GOOD, '{"id": ', [], 2, ['--mapping: not valid JSON'], None),
+    # the output path
+    ('out-is-a-file', 'cat.csv', HEAD + GOOD, None, ['--out', 'FILE'], 2, ['is an existing file'], None),
+]
+
+
+@pytest.mark.parametrize('name,content,mapping,flags,rc,fragments,drop', [pytest.param(*c[1:], id=c[0]) for c in CASES])
+def test_bad_input_table(tmp_path, capsys, name, content, mapping, flags, rc, fragments, drop):
+    from descgen.cli import main
+    f = tmp_path/name
+    if callable(content): content(f)
+    elif isinstance(content, bytes): f.write_bytes(content)
+    else: f.write_bytes(content.encode('utf-8'))
+    out = tmp_path/'out'
+    if 'FILE' in flags:
+        out = tmp_path/'taken.txt'
+        out.write_text('x')
+        flags = [a for a in flags if a not in ('--out', 'FILE')]
+    argv = ['prepare', '--dataset', str(f), '--out', str(out), *flags]
+    if mapping is not None: argv += ['--mapping', mapping if isinstance(mapping, str) else json.dumps(mapping)]
+    got = main(argv)
+    err = capsys.readouterr().err
+    assert got == rc, err
+    assert 'Traceback' not in err
+    for frag in fragments: assert frag in err, (frag, err)
+    if (out/'data_card.json').exists():
+        c = balanced(out)
+        if drop is not None:
+            step, example = drop
+            s = card_steps(out)[step]
+            assert s['kind'] == 'drop' and s['count'] >= 1, s
+            assert example.items() <= s['examples'][0].items(), s['examples'][0]
+    else: assert rc == 2 and drop is None
+
+
+def test_bad_input_table_is_big_enough():
+    kinds = {c[1].rsplit('.', 1)[1] for c in CASES} | {'mapping' for c in CASES if c[3] is not None}
+    assert len(CASES) >= 30 and kinds >= {'csv', 'jsonl', 'json', 'parquet', 'mapping'}
+
+
+def test_values_as_text(tmp_path):
+    # Parquet binary values decoded, nested values as compact JSON, a UTF-8 BOM stripped from the first column name
+    f = tmp_path/'cat.parquet'
+    parquet({'id': ['1'], 'colour': [b'red'], 'description': ['A red mug.']}, {'colour': pa.binary()})(f)
+    d = D.prepare(f, tmp_path/'o1', fractions={'train': 1.0})
+    assert D.load_split(d, 'train')[0].attributes == [('colour', 'red')]
+    j = write(tmp_path/'cat.jsonl', JL({**OK, 'attributes': {'size': {'w': 3, 'h': 4}, 'tags': [{'a': 1}]}}))
+    d = D.prepare(j, tmp_path/'o2', fractions={'train': 1.0})
+    assert D.load_split(d, 'train')[0].attributes == [('size', '{"w":3,"h":4}'), ('tags', '{"a":1}')]
+    b = tmp_path/'bom.csv'
+    b.write_bytes((HEAD + GOOD).encode('utf-8-sig'))
+    for enc in ('utf_8', 'UTF8', 'utf-8'):
+        d = D.prepare(b, tmp_path/f'o-{enc}', mapping={'encoding': enc}, fractions={'train': 1.0})
+        assert sorted(p.id for p in D.load_split(d, 'train')) == ['1', '2', '3', '4', '5']   # 'id', not '\ufeffid'
+
+
+def test_zero_products_card_is_written_but_not_reused(tmp_path):
+    f = write(tmp_path/'cat.csv', HEAD + '1,red,\n')
+    with pytest.raises(DescgenError, match=r'0 products out of 1 rows in \(1 dropped\)'):
+        D.prepare(f)   # the cached folder: the card is there, but no config.json, so the next call fails again
+    with pytest.raises(DescgenError, match='0 products'):
+        D.prepare(f)
+    cards = list((Path(D.cache_root())/'data').glob('file-*/data_card.md'))
+    assert cards and not (cards[0].parent/'config.json').exists()
