@@ -164,7 +164,7 @@ def _worker_main(argv:list[str]) -> int:
                       timeout=spec.get('timeout'), cwd=spec.get('cwd'))
     return 0 if rec['status'] in ('ok', 'skipped') else 1
 
-# %% ../nbs/14_sweep.ipynb #3d79e76e
+# %% ../nbs/14_sweep.ipynb #71897297
 def _set_pdeathsig():
     "In the child, before exec: die with SIGKILL when the parent (the sweep) dies (Linux); a process group of its own."
     try:
@@ -176,7 +176,7 @@ def _set_pdeathsig():
 def _set_pgrp(): os.setpgrp()
 
 
-# %% ../nbs/14_sweep.ipynb #bebafce6
+# %% ../nbs/14_sweep.ipynb #8b6e2e00
 def resolve_notebook(cfg:dict, notebook:str|None=None) -> Path:
     "The experiment notebook: absolute, else relative to the project root, the config's folder, or cwd."
     nb = notebook or cfg.get('notebook') or 'nbs/experiments/finetune.ipynb'
@@ -192,7 +192,7 @@ def resolve_notebook(cfg:dict, notebook:str|None=None) -> Path:
     raise DescgenError(f"{cfg.get('_path', 'config')}: notebook `{nb}` not found (looked at {looked})")
 
 
-# %% ../nbs/14_sweep.ipynb #f5570f13
+# %% ../nbs/14_sweep.ipynb #d9152bc8
 def check_parameters(runs:list[dict], notebook:Path, where:str='config') -> list[str]:
     "Names of the notebook's `parameters` cell; a run parameter the notebook does not declare is an error."
     import papermill as pm
@@ -205,7 +205,7 @@ def check_parameters(runs:list[dict], notebook:Path, where:str='config') -> list
     return sorted(declared)
 
 
-# %% ../nbs/14_sweep.ipynb #de6d8306
+# %% ../nbs/14_sweep.ipynb #a223afa3
 def run_status(run_dir:Path) -> str:
     "'done' (results.json), 'failed' (failure.json), 'incomplete' (started, not finished) or 'pending'."
     if (run_dir/RESULTS).exists(): return 'done'
@@ -393,13 +393,13 @@ def _sweep_cmd(config:str, # sweep config (YAML): base, grid and/or runs, seeds
                jobs:int=None, # notebooks executed at once (default: `jobs` of the config, else 1)
                dry_run:bool=False, # list the runs (id, state, parameters) and exit
                notebook:str=None, # experiment notebook (default: `notebook` of the config)
-               report:bool=True, # do not build the report at the end
-               progress:bool=True, # no progress bar
+               no_report:bool=False, # do not build the report at the end
+               no_progress:bool=False, # no progress bar
                command:Param(argparse.SUPPRESS, str)=None): # the command line as typed (set by `sweep_cli`)
     """Run (or resume) a papermill sweep of an experiment notebook from a YAML config.
     Runs with results.json are skipped; failed runs are retried. A report is written at the end."""
-    s = run_sweep(config, out, jobs=jobs, dry_run=dry_run, report=report, progress=progress, notebook=notebook,
-                  command=command)
+    s = run_sweep(config, out, jobs=jobs, dry_run=dry_run, report=not no_report, progress=not no_progress,
+                  notebook=notebook, command=command)
     if dry_run: return 0
     return 1 if s['failed'] or s['incomplete'] or s['pending'] or s.get('report_error') else 0
 
@@ -407,5 +407,6 @@ def sweep_cli(argv:list[str]|None=None) -> int:
     "`descgen sweep CONFIG --out DIR [--jobs N] [--dry-run] [--notebook NB] [--no-report] [--no-progress]`"
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = ' '.join(shlex.quote(x) for x in ['descgen', 'sweep', *argv])
-    argv = ['--dry_run' if a == '--dry-run' else a for a in argv]   # README and tests spell it --dry-run
+    # the flags are spelled with dashes (--dry-run, --no-report); the parser names them with underscores
+    argv = ['--' + a[2:].replace('-', '_') if a.startswith('--') and '=' not in a else a for a in argv]
     return run_cli(_sweep_cmd, [*argv, '--command', cmd], 'descgen sweep')
