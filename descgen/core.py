@@ -215,8 +215,17 @@ def set_threads(n:int|None) -> int:
     return torch.get_num_threads()
 
 # %% ../nbs/00_core.ipynb #d2713b19
+def _spelled(arg:str, options:set) -> str:
+    "`--max-new-tokens=8` -> `--max_new_tokens=8` when the parser knows only the underscore spelling (values untouched)."
+    flag, eq, value = arg.partition('=')
+    if not arg.startswith('--') or flag in options: return arg
+    under = '--' + flag[2:].replace('-', '_')
+    return under + eq + value if under in options else arg
+
 def run_cli(func, argv:list[str]|None=None, prog:str|None=None):
     "Parse `argv` with the parser fastcore's `anno_parser` builds from `func`'s signature and comments; call `func`."
-    args = vars(anno_parser(func, prog=prog).parse_args(argv))
+    parser = anno_parser(func, prog=prog)
+    options = {s for a in parser._actions for s in a.option_strings}
+    args = vars(parser.parse_args([_spelled(a, options) for a in (sys.argv[1:] if argv is None else argv)]))
     for k in ('pdb', 'xtra'): args.pop(k, None)   # fastcore's own debugging options
     return func(**args)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_data.ipynb #d97121ea
 from __future__ import annotations
-import hashlib, json, shutil, sys, tempfile, time
+import hashlib, json, shutil, tempfile, time
 from collections import Counter
 from pathlib import Path
 from fastcore.script import Param
@@ -438,14 +438,6 @@ def _prepare_cmd(dataset:str='synthetic', # 'synthetic', 'e2e', 'myntra' or a .c
     _print_card_summary(folder, time.perf_counter() - t0)
     return 0
 
-def _dashes_to_underscores(argv:list) -> list:
-    "`--delex-keys x` -> `--delex_keys x`: flags keep their dashed spelling (values are left alone)."
-    def flag(a):
-        name, eq, val = a.partition('=')
-        return '--' + name[2:].replace('-', '_') + eq + val
-    return [flag(a) if a.startswith('--') else a for a in argv]
-
 def prepare_cli(argv:list|None=None) -> int:
     "`descgen prepare`: prepare a dataset and write its splits and data card."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    return run_cli(_prepare_cmd, _dashes_to_underscores(argv), 'descgen prepare')
+    return run_cli(_prepare_cmd, argv, 'descgen prepare')

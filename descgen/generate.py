@@ -4,293 +4,26 @@
 
 # %% ../nbs/10_generate.ipynb #73ae4bb4
 from __future__ import annotations
-import csv, functools, json, re, sys, time, warnings
+import csv, json, sys, time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 from fastcore.script import Param
 from .core import DescgenError, atomic_write_json, env_info, run_cli, write_jsonl
-from .products import (Product, delexicalize, make_prompt, prompt_text, uses_chat_template, original_references,
+from .products import (Product, delexicalize, make_prompt, prompt_text, original_references,
                               relexicalize)
 from .recipes import parse_mr
 from .catalogs import parse_attribute_string
-from .models import load_model, model_kind
+from .models import load_model
 from .train import load_trained
 from .faithfulness import attribute_reranker, schema_from_products
+# The decoding chapter, re-exported: `from descgen.generate import generate_ids` keeps working.
+from .decoding import *
+from .decoding import _device, _kind, _max_positions, _special_ids
 
 # %% auto #0
-__all__ = ['SHARED_PREFIX_MIN', 'DECODING_KEYS', 'encode_prompts', 'length_batches', 'pad_batch', 'generation_config',
-           'growing_cache', 'common_prefix_len', 'generate_ids', 'rerank', 'decode_candidates', 'generate',
-           'pick_shots', 'load_adapter', 'load_for_generation', 'run_settings', 'read_catalog', 'generate_file',
-           'generate_cli']
-
-# %% ../nbs/10_generate.ipynb #8bf89c53
-def _base_model(model):
-    "The `transformers` model under a peft wrapper (or the model itself)."
-    get = getattr(model, 'get_base_model', None)
-    return get() if callable(get) else model
-
-def _kind(model) -> str: return model_kind(_base_model(model).config)
-
-def _device(model): return next(_base_model(model).parameters()).device
-
-def _max_positions(model) -> int|None:
-    "Longest sequence a decoder-only model can attend to (None without a fixed limit, e.g. T5's relative positions)."
-    cfg = _base_model(model).config
-    for a in ('n_positions', 'max_position_embeddings', 'n_ctx'):
-        v = getattr(cfg, a, None)
-        if isinstance(v, int) and v > 0: return v
-    return None
-
-# %% ../nbs/10_generate.ipynb #56c1087c
-def _prefix_tokens(model) -> int:
-    "Number of virtual tokens of a peft prefix-tuning adapter on a decoder-only model (0 for anything else)."
-    cfg = getattr(model, 'active_peft_config', None)
-    if str(getattr(cfg, 'peft_type', '')).split('.')[-1] != 'PREFIX_TUNING' or _kind(model) != 'causal': return 0
-    return int(cfg.num_virtual_tokens)
-
-def _unpadded_batches(model) -> bool:
-    "True for peft prompt-learning adapters but prefix tuning, on decoder-only models (they need unpadded batches)."
-    cfg = getattr(model, 'active_peft_config', None)
-    return bool(getattr(cfg, 'is_prompt_learning', False)) and _kind(model) == 'causal' and not _prefix_tokens(model)
-
-# %% ../nbs/10_generate.ipynb #50f76571
-def _as_list(v) -> list: return [] if v is None else list(v) if isinstance(v, (list, tuple)) else [v]
-
-def _special_ids(model, tokenizer) -> tuple[list[int], int]:
-    "(EOS ids, pad id): the tokenizer's EOS plus the model's configured EOS ids; pad falls back to EOS."
-    gc = getattr(_base_model(model), 'generation_config', None)
-    eos = [i for i in dict.fromkeys(_as_list(tokenizer.eos_token_id) + _as_list(getattr(gc, 'eos_token_id', None)))
-           if i is not None]
-    if not eos:
-        raise DescgenError('The tokenizer has no EOS token, so generation could not stop: set tokenizer.eos_token.')
-    pad = tokenizer.pad_token_id
-    if pad is None: pad = getattr(gc, 'pad_token_id', None)
-    if pad is None: pad = eos[0]
-    return eos, int(pad)
-
-# %% ../nbs/10_generate.ipynb #1c5ba8fb
-def encode_prompts(tokenizer, prompts:Sequence[str], kind:str='causal') -> list[list[int]]:
-    """Token ids of each prompt, exactly as the training data encodes the source
-    (no padding, no truncation; a chat prompt holds its special tokens)."""
-    chat = kind == 'causal' and uses_chat_template(tokenizer)
-    return [list(ids) for ids in tokenizer(list(prompts), add_special_tokens=not chat)['input_ids']]
-
-# %% ../nbs/10_generate.ipynb #0e8e67d7
-def length_batches(lengths:Sequence[int], batch_size:int, same_length:bool=False) -> list[list[int]]:
-    """Indices grouped in batches of at most `batch_size`, longest first; ties keep the input order;
-    `same_length`: no mixed lengths in a batch."""
-    if batch_size < 1: raise DescgenError(f'batch_size must be at least 1, got {batch_size}')
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches = []
-    for i in order:
-        fits = batches and len(batches[-1]) < batch_size and (not same_length or lengths[batches[-1][0]] == lengths[i])
-        if fits: batches[-1].append(i)
-        else: batches.append([i])
-    return batches
-
-# %% ../nbs/10_generate.ipynb #0c55efeb
-def pad_batch(seqs:Sequence[Sequence[int]], pad_id:int, side:str='left'):
-    "(input_ids, attention_mask) as LongTensors, padded on `side`."
-    import torch
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), L), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        sl = slice(L-len(s), L) if side == 'left' else slice(0, len(s))
-        ids[r, sl] = torch.tensor(list(s), dtype=torch.long)
-        mask[r, sl] = 1
-    return ids, mask
-
-# %% ../nbs/10_generate.ipynb #81d48f10
-def generation_config(*, num_beams=1, do_sample=False, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=64,
-                      length_penalty=1.0, no_repeat_ngram_size=0, num_return_sequences=1, eos_token_id=None,
-                      pad_token_id=None):
-    "A `GenerationConfig` with every decoding choice explicit; user errors raise `DescgenError`."
-    from transformers import GenerationConfig
-    if max_new_tokens < 1: raise DescgenError(f'max_new_tokens must be at least 1, got {max_new_tokens}')
-    if num_beams < 1: raise DescgenError(f'num_beams must be at least 1, got {num_beams}')
-    if num_return_sequences < 1:
-        raise DescgenError(f'num_return_sequences must be at least 1, got {num_return_sequences}')
-    if not do_sample and num_return_sequences > num_beams:
-        raise DescgenError(f'num_return_sequences={num_return_sequences} needs num_beams >= {num_return_sequences} '
-                           '(beam search returns its best beams) or do_sample=True (independent samples)')
-    if do_sample and not temperature > 0:
-        raise DescgenError(f'temperature must be > 0 when sampling, got {temperature}')
-    if not 0 < top_p <= 1: raise DescgenError(f'top_p must be in (0, 1], got {top_p}')
-    kw = dict(max_new_tokens=int(max_new_tokens), num_beams=int(num_beams), do_sample=bool(do_sample),
-              num_return_sequences=int(num_return_sequences), no_repeat_ngram_size=int(no_repeat_ngram_size),
-              eos_token_id=eos_token_id, pad_token_id=pad_token_id, use_cache=True)
-    if num_beams > 1: kw.update(length_penalty=float(length_penalty), early_stopping=True)
-    if do_sample: kw.update(temperature=float(temperature), top_p=float(top_p), top_k=int(top_k))
-    return GenerationConfig(**kw)
-
-# %% ../nbs/10_generate.ipynb #befd066e
-def _cut_at(ids:list[int], stops:Iterable[int]) -> list[int]:
-    stops = set(stops)
-    for j, t in enumerate(ids):
-        if t in stops: return ids[:j]
-    return ids
-
-def _rng_devices(dev) -> dict:
-    return dict(devices=[dev.index or 0], device_type=dev.type) if dev.type in ('cuda', 'xpu') else dict(devices=[])
-
-# %% ../nbs/10_generate.ipynb #d9f56856
-@functools.lru_cache(maxsize=None)   # one class, made on first use (transformers is imported lazily)
-def _growing_layer_class():
-    from transformers.cache_utils import DynamicLayer
-    class GrowingLayer(DynamicLayer):
-        "A `DynamicLayer` appending into spare capacity (doubled when full) instead of concatenating the whole cache."
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized: self.lazy_initialization(key_states, value_states)
-            L, n, kb = self.get_seq_length(), key_states.shape[-2], getattr(self, '_kb', None)
-            # still our buffer? (beam reordering, cropping or batch repetition replace `keys` with a new tensor)
-            ours = (kb is not None and L > 0 and self.keys.data_ptr() == kb.data_ptr()
-                    and self.values.data_ptr() == self._vb.data_ptr() and self.keys.shape[:2] == kb.shape[:2])
-            if not ours or L + n > kb.shape[2]:
-                B, H, _, D = key_states.shape
-                cap = max(2 * (L + n), 64)
-                nk = key_states.new_empty((B, H, cap, D))
-                nv = value_states.new_empty((B, H, cap, value_states.shape[-1]))
-                if L:
-                    nk[:, :, :L] = self.keys
-                    nv[:, :, :L] = self.values
-                self._kb, self._vb = nk, nv
-            self._kb[:, :, L:L + n] = key_states
-            self._vb[:, :, L:L + n] = value_states
-            self.keys, self.values = self._kb[:, :, :L + n], self._vb[:, :, :L + n]
-            return self.keys, self.values
-    return GrowingLayer
-
-def growing_cache(model):
-    "An empty `DynamicCache` for a decoder-only `model` whose layers append in place; None when it needs another cache."
-    from transformers.cache_utils import DynamicCache, DynamicLayer
-    if getattr(model.config, 'is_encoder_decoder', False): return None   # generate builds an EncoderDecoderCache
-    try: c = DynamicCache(config=model.config)
-    except Exception: return None
-    if not c.layers or any(type(l) is not DynamicLayer for l in c.layers): return None
-    G = _growing_layer_class()
-    c.layers = [G() for _ in c.layers]
-    return c
-
-# %% ../nbs/10_generate.ipynb #44168bca
-def _generate_with_prefix(model, ids, mask, g, nv:int):
-    "Prefix tuning: the base model's `generate` with the adapter's key/value prefix as a pre-filled cache."
-    import torch
-    bs, dev = ids.shape[0], _device(model)
-    copies = g.num_beams if (g.num_beams or 1) > 1 else (g.num_return_sequences or 1)   # rows per prompt in generate
-    cache = model.get_prompt(batch_size=bs * copies)
-    ids = torch.cat([torch.full((bs, nv), g.pad_token_id, dtype=ids.dtype), ids], 1)   # placeholders for the prefix
-    mask = torch.cat([torch.ones((bs, nv), dtype=mask.dtype), mask], 1)
-    res = model.get_base_model().generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache,
-                                          generation_config=g)
-    return res[:, nv:]
-
-# %% ../nbs/10_generate.ipynb #4ac05576
-def common_prefix_len(seqs:Sequence[Sequence[int]]) -> int:
-    "Length of the longest prefix all of `seqs` share (0 for none or an empty list)."
-    if not seqs: return 0
-    n = min(len(s) for s in seqs)
-    first = seqs[0]
-    for i in range(n):
-        if any(s[i] != first[i] for s in seqs[1:]): return i
-    return n
-
-# %% ../nbs/10_generate.ipynb #1fb7733d
-def _prefix_kv(model, prefix:Sequence[int]):
-    "Per layer, the (keys, values) of `prefix` run through `model` once (batch of one)."
-    import torch
-    out = model(input_ids=torch.tensor([list(prefix)], device=_device(model)), use_cache=True)
-    return [(l.keys, l.values) for l in out.past_key_values.layers]
-
-def _cache_from(model, kv, rows:int):
-    "A fresh cache (growing when the model allows) holding `kv` repeated for `rows` rows."
-    from transformers.cache_utils import DynamicCache
-    c = growing_cache(model) or DynamicCache(config=_base_model(model).config)
-    for i, (k, v) in enumerate(kv):
-        c.update(k.expand(rows, -1, -1, -1).contiguous(), v.expand(rows, -1, -1, -1).contiguous(), i)
-    return c
-
-# %% ../nbs/10_generate.ipynb #77e3471c
-SHARED_PREFIX_MIN = 32   # tokens all prompts must share before their keys/values are computed once and reused
-
-def _shared_prefix_len(model, encoded:Sequence[Sequence[int]], g, maxpos:int|None) -> int:
-    "Tokens of the prefix all `encoded` prompts share that are worth computing once (0: not worth it or not possible)."
-    if _kind(model) != 'causal' or _prefix_tokens(model) or len(encoded) < 2: return 0
-    P = common_prefix_len(encoded)
-    if (P < SHARED_PREFIX_MIN or (g.num_beams or 1) > 1 or (g.num_return_sequences or 1) > 1 or _unpadded_batches(model)
-            or (maxpos is not None and max(map(len, encoded)) + g.max_new_tokens > maxpos)):
-        return 0
-    return min(P, min(len(e) for e in encoded) - 1)
-
-# %% ../nbs/10_generate.ipynb #8ba9afe4
-def _batch_tensors(encoded:Sequence[Sequence[int]], batch:list[int], P:int, pad:int, kind:str):
-    "(input_ids, attention_mask) of the prompts `batch`; with `P` shared tokens: [shared][left pads][own tokens]."
-    import torch
-    if not P: return pad_batch([encoded[i] for i in batch], pad, 'left' if kind == 'causal' else 'right')
-    ids, mask = pad_batch([encoded[i][P:] for i in batch], pad, 'left')
-    ids = torch.cat([torch.tensor([list(encoded[0][:P])] * len(batch), dtype=ids.dtype), ids], 1)
-    mask = torch.cat([torch.ones((len(batch), P), dtype=mask.dtype), mask], 1)
-    return ids, mask
-
-# %% ../nbs/10_generate.ipynb #8d933469
-def _fit_context(g, length:int, maxpos:int|None, who:str):
-    "`g`, or a copy with fewer new tokens when `length` prompt tokens plus the new ones would pass `maxpos`."
-    import copy
-    if maxpos is None or length + g.max_new_tokens <= maxpos: return g
-    room = maxpos - length
-    if room < 1: raise DescgenError(f'{who}: the prompt has {length} tokens, the model attends to at most {maxpos}')
-    warnings.warn(f'max_new_tokens={g.max_new_tokens} lowered to {room} for a batch: its longest prompt '
-                  f'({length} tokens) leaves only that many of the model\'s {maxpos} positions')
-    g = copy.deepcopy(g)
-    g.max_new_tokens = room
-    return g
-
-# %% ../nbs/10_generate.ipynb #c0dc7087
-def _generate_batch(model, ids, mask, g, kv=None, nv:int=0) -> list:
-    "New token ids of each row of one padded batch (prompt or decoder start stripped); `kv`: a shared prefix's cache."
-    kind, dev = _kind(model), _device(model)
-    if nv: res = _generate_with_prefix(model, ids, mask, g, nv)
-    else:
-        kw = {}
-        if kv is not None: kw['past_key_values'] = _cache_from(model, kv, ids.shape[0])
-        elif kind == 'causal' and (g.num_beams or 1) == 1:
-            c = growing_cache(model)
-            if c is not None: kw['past_key_values'] = c
-        res = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g, **kw)
-    return (res[:, ids.shape[1]:] if kind == 'causal' else res[:, 1:]).tolist()
-
-# %% ../nbs/10_generate.ipynb #a0cc5f73
-def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_size:int=32, seed:int=0,
-                 progress:bool=False, names:Sequence[str]|None=None, shared_prefix:bool=True) -> list[list[list[int]]]:
-    """For each encoded prompt, `gen_config.num_return_sequences` lists of new token ids (prompt stripped, cut at EOS).
-    `shared_prefix`: a prefix every prompt shares (a few-shot prompt's examples) is run once, its keys/values reused."""
-    import torch
-    from tqdm.auto import tqdm
-    kind, dev, n = _kind(model), _device(model), gen_config.num_return_sequences
-    eos, pad = _as_list(gen_config.eos_token_id), gen_config.pad_token_id
-    nv = _prefix_tokens(model)
-    maxpos = _max_positions(model) if kind == 'causal' else None
-    if maxpos is not None: maxpos -= nv   # the prefix takes the first positions
-    P = _shared_prefix_len(model, encoded, gen_config, maxpos) if shared_prefix else 0
-    out: list = [None] * len(encoded)
-    was_training = model.training
-    model.eval()
-    bar = tqdm(total=len(encoded), desc='generate', unit='product', disable=not progress, file=sys.stderr)
-    try:
-        with torch.random.fork_rng(**_rng_devices(dev)), torch.inference_mode():
-            torch.manual_seed(seed)
-            kv = _prefix_kv(model, encoded[0][:P]) if P else None
-            for batch in length_batches([len(e) for e in encoded], batch_size, same_length=_unpadded_batches(model)):
-                ids, mask = _batch_tensors(encoded, batch, P, pad, kind)
-                g = _fit_context(gen_config, ids.shape[1], maxpos, names[batch[0]] if names else f'prompt {batch[0]}')
-                new = _generate_batch(model, ids, mask, g, kv=kv, nv=nv)
-                for j, i in enumerate(batch): out[i] = [_cut_at(new[j*n + k], eos) for k in range(n)]
-                bar.update(len(batch))
-    finally:
-        model.train(was_training)
-        bar.close()
-    return out
+__all__ = ['DECODING_KEYS', 'rerank', 'decode_candidates', 'generate', 'pick_shots', 'load_adapter', 'load_for_generation',
+           'run_settings', 'read_catalog', 'generate_file', 'generate_cli']
 
 # %% ../nbs/10_generate.ipynb #c4af0e6f
 def _as_item(x, i:int):
@@ -674,7 +407,4 @@ def _generate_cmd(
 
 def generate_cli(argv:list[str]|None=None) -> int:
     "`descgen generate ...`; returns the exit status."
-    argv = sys.argv[1:] if argv is None else argv
-    # flags are spelled with dashes (--num-beams); the parser names them after the parameters (--num_beams)
-    argv = [re.sub(r'^--[\w-]+', lambda m: '--' + m.group(0)[2:].replace('-', '_'), a) for a in argv]
     return run_cli(_generate_cmd, argv, 'descgen generate')

@@ -407,6 +407,4 @@ def sweep_cli(argv:list[str]|None=None) -> int:
     "`descgen sweep CONFIG --out DIR [--jobs N] [--dry-run] [--notebook NB] [--no-report] [--no-progress]`"
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = ' '.join(shlex.quote(x) for x in ['descgen', 'sweep', *argv])
-    # the flags are spelled with dashes (--dry-run, --no-report); the parser names them with underscores
-    argv = ['--' + a[2:].replace('-', '_') if a.startswith('--') and '=' not in a else a for a in argv]
     return run_cli(_sweep_cmd, [*argv, '--command', cmd], 'descgen sweep')
