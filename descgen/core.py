@@ -216,7 +216,7 @@ def set_threads(n:int|None) -> int:
 
 # %% ../nbs/00_core.ipynb #d2713b19
 def _spelled(arg:str, options:set) -> str:
-    "`--max-new-tokens=8` -> `--max_new_tokens=8` when the parser knows only the underscore spelling (values untouched)."
+    "`--max-new-tokens=8` -> `--max_new_tokens=8` when the parser knows only that spelling (values untouched)."
     flag, eq, value = arg.partition('=')
     if not arg.startswith('--') or flag in options: return arg
     under = '--' + flag[2:].replace('-', '_')

@@ -7,8 +7,8 @@ import torch
 from descgen.core import DescgenError, read_jsonl, write_jsonl
 from descgen.data import Product, delexicalize, make_prompt, synthetic_products
 from descgen.generate import (attribute_reranker, decode_candidates, encode_prompts, generate, generate_cli, generate_file,
-                              generate_ids, generation_config, load_for_generation, pad_batch, read_catalog, rerank,
-                              _special_ids, _cut_at)
+                              generate_ids, generation_config, load_for_generation, pad_batch, read_catalog, rerank)
+from descgen.decoding import _cut_at, _special_ids
 from descgen.models import model_config, train_tokenizer
 
 

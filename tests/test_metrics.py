@@ -6,6 +6,7 @@ import pytest
 import sacrebleu
 from descgen.core import DescgenError
 from descgen import metrics as M
+from descgen.overlap import _nist_penalty
 
 DESCGEN = str(Path(sys.executable).parent / 'descgen')  # the console script of this environment
 
@@ -43,8 +44,8 @@ def test_bleu_agrees_with_sacrebleu_on_multi_reference_corpus():
 def test_nist_by_hand():
     # refs 'a b', 'a c': info(a)=log2(4/2)=1, info(b)=log2(4/1)=2, info(a b)=log2(2/1)=1 -> (1+2)/2 + 1/1
     assert M.e2e_bleu_nist(['a b'], [['a b', 'a c']])['nist'] == pytest.approx(2.5)
-    assert M._nist_penalty(2 / 3) == pytest.approx(0.5)
-    assert M._nist_penalty(1.2) == 1.0
+    assert _nist_penalty(2 / 3) == pytest.approx(0.5)
+    assert _nist_penalty(1.2) == 1.0
 
 
 # ---- ROUGE-L, CIDEr-D, METEOR, chrF, diversity, Chinese ----
