@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_generate.ipynb #73ae4bb4
 from __future__ import annotations
-import csv, json, sys, time
+import json, sys, time
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,9 +13,9 @@ from .core import DescgenError, atomic_write_json, env_info, run_cli, write_json
 from .products import (Product, delexicalize, make_prompt, prompt_text, original_references,
                               relexicalize)
 from .recipes import parse_mr
-from .catalogs import parse_attribute_string
+from .catalogs import parse_attribute_string, _read_records
 from .models import load_model
-from .train import load_trained
+from .methods import PEFT_METHODS
 from .faithfulness import attribute_reranker, schema_from_products
 # The decoding chapter, re-exported: `from descgen.generate import generate_ids` keeps working.
 from .decoding import *
@@ -128,14 +128,48 @@ def load_adapter(adapter_dir:Path|str, *, trust_remote_code:bool=False, dtype=No
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False), tok
 
 # %% ../nbs/15_generate.ipynb #7cc64d5f
+def _load_run_dir(run:Path, *, trust_remote_code:bool=False, dtype=None):
+    """(model, tokenizer) of a fine-tuning run directory; like `descgen.train.load_trained`, but remote code follows
+    the caller's `trust_remote_code` only, never the `trust_remote_code` the run recorded."""
+    try: cfg = json.loads((run/'config.json').read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: raise DescgenError(f'{run/"config.json"}: not valid JSON ({e})') from None
+    train = cfg.get('train') if isinstance(cfg, dict) else None
+    if not isinstance(train, dict) or 'method' not in train:
+        raise DescgenError(f'{run}: config.json has no train.method; not a finished descgen training run')
+    if train['method'] not in PEFT_METHODS: return load_model(str(run/'model'), trust_remote_code=trust_remote_code,
+                                                               dtype=dtype)
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+    base, _ = load_model(cfg['base_model'], trust_remote_code=trust_remote_code, dtype=dtype)
+    tok = AutoTokenizer.from_pretrained(str(run/'model'), trust_remote_code=trust_remote_code)  # saved with the adapter
+    if tok.pad_token is None and tok.eos_token is not None: tok.pad_token = tok.eos_token
+    return PeftModel.from_pretrained(base, str(run/'model')), tok
+
+def _asks_for_remote_code(p:Path) -> bool:
+    "True when a folder (or its run settings) says `trust_remote_code` or maps Auto classes to its own code."
+    for f in (p/'config.json', p/'model'/'config.json'):
+        try: cfg = json.loads(f.read_text(encoding='utf-8'))
+        except (OSError, ValueError, UnicodeDecodeError): continue
+        if not isinstance(cfg, dict): continue
+        train = cfg.get('train') if isinstance(cfg.get('train'), dict) else {}
+        if cfg.get('auto_map') or cfg.get('trust_remote_code') or train.get('trust_remote_code'): return True
+    return False
+
 def load_for_generation(path:Path|str, *, trust_remote_code:bool=False, dtype=None, device:str|None='auto'):
     """(model, tokenizer) in eval mode on `device` from a base model/checkpoint, a fine-tuning run directory
-    or a peft adapter folder."""
+    or a peft adapter folder. Code in the folder runs only with `trust_remote_code=True` (never because it asks)."""
     p = Path(path)
-    if (p/'model').is_dir() and (p/'config.json').exists(): model, tok = load_trained(p, dtype=dtype)  # a run directory
-    elif (p/'adapter_config.json').exists():
-        model, tok = load_adapter(p, trust_remote_code=trust_remote_code, dtype=dtype)
-    else: model, tok = load_model(str(path), trust_remote_code=trust_remote_code, dtype=dtype)
+    try:
+        if (p/'model').is_dir() and (p/'config.json').exists():  # a run directory
+            model, tok = _load_run_dir(p, trust_remote_code=trust_remote_code, dtype=dtype)
+        elif (p/'adapter_config.json').exists():
+            model, tok = load_adapter(p, trust_remote_code=trust_remote_code, dtype=dtype)
+        else: model, tok = load_model(str(path), trust_remote_code=trust_remote_code, dtype=dtype)
+    except (DescgenError, ValueError, OSError) as e:
+        if trust_remote_code or not _asks_for_remote_code(p): raise
+        raise DescgenError(f'{p}: the folder asks to run its own Python code (auto_map / trust_remote_code in its '
+                           'config); descgen runs code from a model folder only when you pass --trust-remote-code '
+                           f'(trust_remote_code=True) yourself, never because the folder says so ({e})') from None
     return model.to(_resolve_device(device)).eval(), tok
 
 # %% ../nbs/15_generate.ipynb #fc830bef
@@ -195,63 +229,59 @@ def _row_product(row:dict, default_id:str) -> Product:
     return Product(rid, attrs, refs, category=str(row.get('category') or ''), lang=str(row.get('lang') or 'en'),
                    source=str(row.get('source') or ''), meta=meta)
 
-# %% ../nbs/15_generate.ipynb #ab53265a
-def _read_jsonl_catalog(path:Path) -> tuple[list, list]:
-    "(products, problems) of a JSON lines catalog."
-    products, problems = [], []
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: row = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append({'line': n, 'id': None, 'reason': f'invalid JSON ({e.msg})'})
-                continue
-            if not isinstance(row, dict):
-                problems.append({'line': n, 'id': None, 'reason': 'not a JSON object'})
-                continue
-            try: products.append(_row_product(row, f'line{n}'))
-            except ValueError as e: problems.append({'line': n, 'id': row.get('id'), 'reason': str(e)})
-    return products, problems
+# %% ../nbs/15_generate.ipynb #44f95e2a
+_CATALOG_SUFFIXES = ('.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.parquet', '.pq')
 
-# %% ../nbs/15_generate.ipynb #4ead5f0d
-def _read_csv_catalog(path:Path) -> tuple[list, list]:
-    "(products, problems) of a CSV/TSV catalog; rows repeating an E2E MR (one per reference) become one product."
-    products, problems, by_mr = [], [], {}
-    with open(path, encoding='utf-8', newline='') as f:
-        reader = csv.DictReader(f, delimiter='\t' if path.suffix.lower() == '.tsv' else ',')
-        if not reader.fieldnames: raise DescgenError(f'{path}: empty file (no header row)')
-        for n, row in enumerate(reader, 2):  # line 1 is the header
-            if None in row:
-                problems.append({'line': n, 'id': row.get('id'), 'reason': 'more fields than the header has'})
-                continue
-            row = {k.strip(): v for k, v in row.items() if k is not None}
-            mr = row.get('mr')
-            if mr is not None and not row.get('id') and mr in by_mr:  # E2E: one row per reference of the same MR
-                by_mr[mr].references.extend(_refs(next((row[c] for c in _REF_COLS if row.get(c)), None)))
-                continue
-            try: p = _row_product(row, f'row{n}')
-            except ValueError as e:
-                problems.append({'line': n, 'id': row.get('id') or None, 'reason': str(e)})
-                continue
-            products.append(p)
-            if mr is not None and not row.get('id'): by_mr[mr] = p
-    return products, problems
+def _row_problem(path:Path, where:dict, row:dict, reason:str, strict:bool) -> dict:
+    "A row that cannot be described: `{'line', 'id', 'reason'}` (a JSON list or Parquet row: also 'row'); strict: error."
+    at = f"line {where['line']}" if 'line' in where else f"row {where.get('row')}"
+    if strict: raise DescgenError(f'{path}, {at}: {reason} (--strict: a row that cannot be used is an error)')
+    pr = {'line': where.get('line'), 'id': str(row['id']) if row.get('id') not in (None, '') else None, 'reason': reason}
+    return {**pr, 'row': where['row']} if 'row' in where else pr
+
+def _read_catalog(path:Path, strict:bool=False, encoding:str='utf-8') -> tuple[list, list, dict]:
+    "(products, problems, counts) of a catalog file read through `descgen.catalogs`; counts: rows_in, merged."
+    _, recs, blank = _read_records(path, encoding)
+    products, problems, by_mr, merged, seen = [], [], {}, 0, {}
+    by_line = path.suffix.lower() in ('.csv', '.tsv')
+    in_order = sorted([({'line': n}, None) for n in blank] + recs, key=lambda r: r[0].get('line', r[0].get('row')))
+    for where, row in in_order:
+        if row is None:
+            problems.append(_row_problem(path, where, {}, 'blank row', strict))
+            continue
+        row = {str(k).strip(): v for k, v in row.items()}
+        n = where.get('line', where.get('row'))
+        mr = row.get('mr')
+        if isinstance(mr, str) and not row.get('id') and mr in by_mr:  # E2E: one row per reference of the same MR
+            by_mr[mr].references.extend(_refs(next((row[c] for c in _REF_COLS if row.get(c)), None)))
+            merged += 1
+            continue
+        try: p = _row_product(row, f"{'row' if by_line or 'row' in where else 'line'}{n}")
+        except ValueError as e:
+            problems.append(_row_problem(path, where, row, str(e), strict))
+            continue
+        at = f"line {where['line']}" if 'line' in where else f"row {where.get('row')}"
+        if p.id in seen:
+            raise DescgenError(f'{path}, {at}: product ids are not unique: {p.id!r} is also at {seen[p.id]} '
+                               '(predictions could not be matched to their inputs)')
+        seen[p.id] = at
+        products.append(p)
+        if isinstance(mr, str) and not row.get('id'): by_mr[mr] = p
+    return products, problems, {'rows_in': len(recs) + len(blank), 'merged': merged}
 
 # %% ../nbs/15_generate.ipynb #bcf66557
-def read_catalog(path:Path|str) -> tuple[list[Product], list[dict]]:
-    "(products, problems) from a .jsonl or .csv catalog; each problem is `{'line', 'id', 'reason'}`."
+def _catalog(path:Path, strict:bool=False, encoding:str='utf-8') -> tuple[list, list, dict]:
     path = Path(path)
     if not path.exists(): raise DescgenError(f'{path}: no such file')
-    suffix = path.suffix.lower()
-    if suffix in ('.jsonl', '.json'): products, problems = _read_jsonl_catalog(path)
-    elif suffix in ('.csv', '.tsv'): products, problems = _read_csv_catalog(path)
-    else: raise DescgenError(f'{path}: unsupported input format {suffix!r} (use .jsonl or .csv)')
-    counts = Counter(p.id for p in products)
-    if len(counts) != len(products):
-        dup = sorted(i for i, c in counts.items() if c > 1)[:5]
-        raise DescgenError(f'{path}: product ids are not unique (e.g. {dup}); '
-                           'predictions could not be matched to their inputs')
-    return products, problems
+    if path.suffix.lower() not in _CATALOG_SUFFIXES:
+        raise DescgenError(f'{path}: unsupported input format {path.suffix.lower()!r} (use .jsonl, .json, .csv, .tsv '
+                           'or .parquet)')
+    return _read_catalog(path, strict, encoding)
+
+def read_catalog(path:Path|str, *, strict:bool=False, encoding:str='utf-8') -> tuple[list[Product], list[dict]]:
+    """(products, problems) of a .jsonl/.json/.csv/.tsv/.parquet catalog, read as `descgen prepare` reads it; each
+    problem is `{'line', 'id', 'reason'}`. File problems, and row problems with `strict`: `DescgenError` at the line."""
+    return _catalog(Path(path), strict, encoding)[:2]
 
 # %% ../nbs/15_generate.ipynb #ddf75266
 def _get_reranker(reranker, products=()):
@@ -270,14 +300,16 @@ def _input_file(input_path:Path, split:str) -> Path:
         raise DescgenError(f'{input_path}: a folder without {split}.jsonl (not a prepared dataset?)')
     return input_path/f'{split}.jsonl'
 
-def _catalog_products(input_path:Path, limit:int|None, delex:list) -> tuple[list, list, int]:
-    "(products, problems, rows read) of a catalog, the first `limit` products, delexicalised on `delex` keys."
-    products, problems = read_catalog(input_path)
-    n_read = len(products) + len(problems)
+def _catalog_products(input_path:Path, limit:int|None, delex:list, strict:bool=False,
+                      encoding:str='utf-8') -> tuple[list, list, dict]:
+    """(products, problems, counts) of a catalog, the first `limit` products, delexicalised on `delex` keys; counts:
+    `rows_in`, `merged` (rows adding a reference to an earlier MR), `past_limit`."""
+    products, problems, counts = _catalog(input_path, strict, encoding)
+    counts['past_limit'] = max(0, len(products) - limit) if limit is not None else 0
     if limit is not None: products = products[:limit]
     if delex:  # the model was trained on placeholders: give it placeholders (delexicalised products keep theirs)
         products = [p if (p.meta or {}).get('delex') else delexicalize(p, keys=delex) for p in products]
-    return products, problems, n_read
+    return products, problems, counts
 
 # %% ../nbs/15_generate.ipynb #9b0b7206
 def _fitting_products(products:list, problems:list, model, tokenizer, fmt:str) -> list:
@@ -305,6 +337,15 @@ def _prediction_rows(products, prompts, cands, chosen, n_best:bool, reranked:boo
         rows.append(row)
     return rows
 
+# %% ../nbs/15_generate.ipynb #edc215fc
+def _balance(counts:dict, generated:int, problems:list) -> dict:
+    "The summary's row counts; rows in must equal predictions + skipped + merged + past the limit, or it is a bug."
+    out = {'generated': generated, 'skipped': len(problems), 'rows_merged': counts['merged'],
+           'not_described_past_limit': counts['past_limit']}
+    if counts['rows_in'] != sum(out.values()):
+        raise DescgenError(f"internal error: {counts['rows_in']} rows in, but {out} accounted for")
+    return out
+
 # %% ../nbs/15_generate.ipynb #3856dc95
 DECODING_KEYS = ('num_beams', 'do_sample', 'temperature', 'top_p', 'top_k', 'max_new_tokens', 'length_penalty',
                  'no_repeat_ngram_size', 'num_return_sequences')
@@ -312,10 +353,13 @@ DECODING_KEYS = ('num_beams', 'do_sample', 'temperature', 'top_p', 'top_k', 'max
 def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=False, temperature=1.0, top_p=1.0,
                   top_k=0, max_new_tokens=64, length_penalty=1.0, no_repeat_ngram_size=0, num_return_sequences=1,
                   batch_size=32, seed=0, reranker=None, fmt=None, delex=None, limit:int|None=None, split:str='test',
-                  device='auto', trust_remote_code=False, progress=True, model=None, tokenizer=None) -> dict:
+                  device='auto', trust_remote_code=False, progress=True, model=None, tokenizer=None, strict=False,
+                  encoding='utf-8') -> dict:
     """Describe every product of a .jsonl/.csv catalog into `output_path` (JSONL); returns the summary also saved as
     `<stem>.meta.json`. `fmt` and `delex` (keys to delexicalise) default to what a run directory recorded, else `'kv'`
-    and none. `input_path` may also be a folder written by `descgen prepare`: its `split` is described."""
+    and none. `input_path` may also be a folder written by `descgen prepare`: its `split` is described. Rows in =
+    predictions + skipped (counted, with line and reason) + rows merged into an earlier MR + rows past `limit`;
+    `strict`: any skipped row is an error, before the model runs."""
     t0 = time.time()
     rs = run_settings(model_dir) if model_dir is not None else {}
     fmt = fmt or rs.get('fmt') or 'kv'
@@ -326,11 +370,15 @@ def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=
                     no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences)
     generation_config(**decoding)  # check the settings before loading anything
     _get_reranker(reranker)  # check the name before loading anything
-    products, problems, n_read = _catalog_products(input_path, limit, delex)
+    products, problems, counts = _catalog_products(input_path, limit, delex, strict, encoding)
     if model is None:
         model, tokenizer = load_for_generation(model_dir, trust_remote_code=trust_remote_code, device=device)
     elif tokenizer is None: raise DescgenError('generate_file: pass the tokenizer with the model')
     products = _fitting_products(products, problems, model, tokenizer, fmt)
+    if strict and problems:
+        pr = problems[0]
+        raise DescgenError(f"{input_path}: product {pr['id']!r}: {pr['reason']} (--strict: nothing is generated)")
+    n_read = counts['rows_in']
     if not products:
         why = Counter(pr['reason'] for pr in problems).most_common(3)
         raise DescgenError(f'{input_path}: no product to describe '
@@ -348,8 +396,7 @@ def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=
     summary = {'model': str(model_dir) if model_dir is not None else None, 'input': str(input_path),
                'output': str(output_path), 'decoding': decoding, 'batch_size': batch_size, 'seed': seed, 'fmt': fmt,
                'delex': delex, 'reranker': rr_name, 'limit': limit,
-               'inputs_read': n_read,  # products (an E2E MR's rows count once) plus unusable rows
-               'generated': len(rows), 'skipped': len(problems),
+               'inputs_read': n_read, **_balance(counts, len(rows), problems),
                'skipped_reasons': dict(Counter(pr['reason'] for pr in problems).most_common()), 'problems': problems,
                'generation_seconds': round(gen_s, 3),
                'sequences_per_second': round(len(rows) * num_return_sequences / max(gen_s, 1e-9), 2),
@@ -384,24 +431,30 @@ def _generate_cmd(
     seed:int=0, # seed of the sampling
     limit:int=None, # describe only the first N usable products
     device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1' ...
-    trust_remote_code:bool=False, # allow model code from the checkpoint (off by default)
-    strict:bool=False, # exit with status 2 when any input row could not be used
+    trust_remote_code:bool=False, # run Python code from the model folder; only this flag allows it, never the folder
+    strict:bool=False, # a row that cannot be used (or a blank row) stops the run with status 2, before generating
+    encoding:str='utf-8', # text encoding of a CSV/JSONL catalog (as the mapping's "encoding" in descgen prepare)
     no_progress:bool=False, # no progress bar
 ) -> int:
     """Write product descriptions for a catalog with a base model, a fine-tuned checkpoint, a fine-tuning run
-    directory or a peft adapter."""
+    directory or a peft adapter. Bad input, as in descgen prepare: a file problem (bytes not in the encoding, a broken
+    JSON line, a CSV row with the wrong number of fields, an unmatched quote) stops with file, line and field
+    (status 2); a row that cannot be used is skipped, counted and listed (line, reason) on stderr and in the
+    .meta.json; --strict makes it an error. Rows in = predictions + skipped (+ E2E rows merged, rows past --limit)."""
     keys = None if delex is None else [k.strip() for k in delex.split(',') if k.strip() and delex != 'none']
     s = generate_file(model, input, output, num_beams=num_beams, do_sample=do_sample, temperature=temperature,
                       top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                       no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences,
                       batch_size=batch_size, seed=seed, reranker=rerank, fmt=fmt, delex=keys, limit=limit, split=split,
-                      device=device, trust_remote_code=trust_remote_code, progress=not no_progress)
+                      device=device, trust_remote_code=trust_remote_code, progress=not no_progress,
+                      strict=strict, encoding=encoding)
     print(f"wrote {s['generated']} predictions to {s['output']} ({s['sequences_per_second']} sequences/s; "
           f"summary in {Path(s['output']).stem}.meta.json)")
     if s['skipped']:
         print(f"{s['skipped']} of {s['inputs_read']} inputs could not be used:", file=sys.stderr)
         for reason, n in s['skipped_reasons'].items(): print(f'  {n:>6}  {reason}', file=sys.stderr)
-        for pr in s['problems'][:5]: print(f"  e.g. line {pr['line']} (id {pr['id']}): {pr['reason']}", file=sys.stderr)
+        for pr in s['problems'][:5]:
+            print(f"  e.g. line {pr['line']} (id {pr['id']}): {pr['reason']}", file=sys.stderr)
         if strict: raise DescgenError(f"--strict: {s['skipped']} inputs could not be used")
     return 0
 

@@ -1,6 +1,6 @@
 """Tests of descgen.generate on tiny random models (fast, CPU): batched == one-at-a-time, determinism, n-best,
 reranking, relexicalisation, adapters, catalog files and the CLI."""
-import json, warnings
+import json, re, warnings
 import pytest
 import torch
 
@@ -174,19 +174,26 @@ def test_adapter_saved_and_loaded_on_its_base(gpt2, products, tmp_path):
     assert (tmp_path/'base'/'model.safetensors').read_bytes() == base_file
 
 def test_read_catalog_reports_bad_rows(tmp_path):
-    (tmp_path/'c.csv').write_text('id,brand,colour\na1,Acme,red\na2,,\na3,Zeta,blue,extra\n', encoding='utf-8')
+    (tmp_path/'c.csv').write_text('id,brand,colour\na1,Acme,red\na2,,\n,,\na4,Zeta,blue\n', encoding='utf-8')
     ps, probs = read_catalog(tmp_path/'c.csv')
-    assert [p.id for p in ps] == ['a1'] and ps[0].attributes == [('brand', 'Acme'), ('colour', 'red')]
-    assert [(pr['line'], pr['id']) for pr in probs] == [(3, 'a2'), (4, 'a3')]
-    assert probs[0]['reason'] == 'no attribute with a value' and 'more fields' in probs[1]['reason']
-    (tmp_path/'c.jsonl').write_text('{"id": "x", "attributes": "brand: Acme | type: mug"}\n[1, 2]\n{"id": "y", "attributes": [["a"]]}\n'
-                                    '{"id": "z", "mr": "name[Bad"}\n{broken\n', encoding='utf-8')
+    assert [p.id for p in ps] == ['a1', 'a4'] and ps[0].attributes == [('brand', 'Acme'), ('colour', 'red')]
+    assert [(pr['line'], pr['id'], pr['reason']) for pr in probs] == [(3, 'a2', 'no attribute with a value'), (4, None, 'blank row')]
+    with pytest.raises(DescgenError, match=r'c\.csv, line 3: no attribute with a value \(--strict'):
+        read_catalog(tmp_path/'c.csv', strict=True)
+    (tmp_path/'c.jsonl').write_text('{"id": "x", "attributes": "brand: Acme | type: mug"}\n{"id": "y", "attributes": [["a"]]}\n'
+                                    '{"id": "z", "mr": "name[Bad"}\n', encoding='utf-8')
     ps, probs = read_catalog(tmp_path/'c.jsonl')
     assert [p.attributes for p in ps] == [[('brand', 'Acme'), ('type', 'mug')]]
-    assert [pr['line'] for pr in probs] == [2, 3, 4, 5]
-    assert 'not a JSON object' in probs[0]['reason'] and 'pairs' in probs[1]['reason'] and 'invalid JSON' in probs[3]['reason']
+    assert [pr['line'] for pr in probs] == [2, 3] and 'pairs' in probs[0]['reason']
+    # file problems stop, as they stop prepare (issue #15, item 11): a broken line, a non-object, too many fields
+    for name, text, msg in [('b.jsonl', '{"id": "x", "a": "1"}\n{broken\n', r'b\.jsonl, line 2, column 2: not valid JSON'),
+                            ('o.jsonl', '{"id": "x", "a": "1"}\n[1, 2]\n', r'o\.jsonl, line 2: expected a JSON object'),
+                            ('f.csv', 'id,brand\na1,Acme\na3,Zeta,extra\n', r'f\.csv, line 3: 3 fields where the header has 2')]:
+        (tmp_path/name).write_text(text, encoding='utf-8')
+        with pytest.raises(DescgenError, match=msg): read_catalog(tmp_path/name)
     (tmp_path/'d.jsonl').write_text('{"id": "x", "a": "1"}\n{"id": "x", "a": "2"}\n', encoding='utf-8')
-    with pytest.raises(DescgenError, match='not unique'): read_catalog(tmp_path/'d.jsonl')
+    with pytest.raises(DescgenError, match=r"d\.jsonl, line 2: product ids are not unique: 'x' is also at line 1"):
+        read_catalog(tmp_path/'d.jsonl')
     (tmp_path/'c.xml').write_text('<x/>')
     with pytest.raises(DescgenError, match='unsupported'): read_catalog(tmp_path/'c.xml')
     with pytest.raises(DescgenError, match='no such file'): read_catalog(tmp_path/'missing.csv')
@@ -195,6 +202,63 @@ def test_read_catalog_e2e_rows_merged(data_dir):
     ps, probs = read_catalog(data_dir/'e2e'/'testset_w_refs.csv')
     assert (len(ps), probs) == (630, [])    # 4,693 rows over 630 MRs (shared/datasets/README.md)
     assert sum(len(p.references) for p in ps) == 4693
+
+def _catalog_error(f, tmp_path, capsys, *extra):
+    "The exit status and stderr of `descgen generate` on catalog `f` (the model is never loaded: the file is read first)."
+    from descgen.cli import main
+    capsys.readouterr()
+    rc = main(['generate', '--model', str(tmp_path/'m'), '--input', str(f), '--output', str(tmp_path/'o.jsonl'),
+               '--no-progress', *extra])
+    return rc, capsys.readouterr().err
+
+def test_generate_stops_on_malformed_catalogs_as_prepare_does(gpt2, tmp_path, capsys):
+    "Issue #15, items 1, 8, 11: file problems stop generate (exit 2, one line naming file and line), as they stop prepare."
+    from descgen import data as D
+    model, tok = gpt2
+    model.save_pretrained(tmp_path/'m'); tok.save_pretrained(tmp_path/'m')
+    rows = ''.join(f'p{i},Brand {i},A mug number {i}.\n' for i in range(100))
+    quote = tmp_path/'quote.csv'   # a stray quote: before, 5 predictions for 100 products, exit 0
+    quote.write_text('id,brand,description\np-1,Acme,"A mug with a stray quote.\n' + rows, encoding='utf-8')
+    broken = tmp_path/'broken.jsonl'  # before: the line was skipped and the run went on
+    broken.write_text('{"id": "a", "brand": "Acme"}\n{"id": "b", "brand": "Zeta"\n{"id": "c", "brand": "Orb"}\n')
+    latin = tmp_path/'latin.csv'   # before: a UnicodeDecodeError traceback
+    latin.write_bytes('id,brand,description\n1,Acme,A mug.\n2,Caf\xe9,A caf\xe9 mug.\n'.encode('latin-1'))
+    obj = tmp_path/'obj.json'
+    obj.write_text('{"id": "a", "brand": "Acme"}\n', encoding='utf-8')
+    cases = [(quote, r'quote\.csv, line 2: one record spans \d+ lines'),
+             (broken, r'broken\.jsonl, line 2, column \d+: not valid JSON'),
+             (latin, r'latin\.csv, line 3, column 6: not valid utf-8 \(byte 0xe9\)'),
+             (obj, r'obj\.json: expected a JSON list of records'),
+             (tmp_path/'missing.jsonl', 'no such file')]
+    for f, msg in cases:
+        for strict in ([], ['--strict']):
+            rc, err = _catalog_error(f, tmp_path, capsys, *strict)
+            assert rc == 2 and re.search(msg, err) and 'Traceback' not in err, (f, err)
+            assert not (tmp_path/'o.jsonl').exists()
+    for f in (quote, broken, latin):   # the same message as prepare
+        with pytest.raises(DescgenError) as e: D.prepare(f, tmp_path/'prep')
+        assert str(e.value) in _catalog_error(f, tmp_path, capsys)[1]
+    # --encoding reads it
+    rc, _ = _catalog_error(latin, tmp_path, capsys, '--encoding', 'latin-1', '--max-new-tokens', '4')
+    assert rc == 0 and [r['id'] for r in read_jsonl(tmp_path/'o.jsonl')] == ['1', '2']
+
+def test_generate_rows_in_equal_predictions_plus_counted_skips(gpt2, tmp_path, capsys):
+    "Every row of the file is a prediction, a counted skip (line, reason), a reference merged into an MR, or past --limit."
+    model, tok = gpt2
+    f = tmp_path/'e2e.csv'
+    f.write_text('mr,ref\n"name[Mill], food[Thai]",The Mill serves Thai food.\n"name[Mill], food[Thai]",Thai at the Mill.\n'
+                 ',\n"name[Oops",x\n"name[Orb], food[Pie]",Pie at the Orb.\n"name[Cup], food[Tea]",Tea at the Cup.\n',
+                 encoding='utf-8')
+    for limit in (None, 1):
+        s = generate_file(None, f, tmp_path/'p.jsonl', model=model, tokenizer=tok, max_new_tokens=4, limit=limit,
+                          progress=False)
+        n_out = len(read_jsonl(tmp_path/'p.jsonl'))
+        assert s['inputs_read'] == 6 == n_out + s['skipped'] + s['rows_merged'] + s['not_described_past_limit']
+        assert (n_out, s['skipped'], s['rows_merged']) == (3 if limit is None else 1, 2, 1)
+        assert [(p['line'], p['reason'][:9]) for p in s['problems']] == [(4, 'blank row'), (5, 'mr: canno')]
+    with pytest.raises(DescgenError, match=r'e2e\.csv, line 4: blank row \(--strict'):
+        generate_file(None, f, tmp_path/'q.jsonl', model=model, tokenizer=tok, strict=True, progress=False)
+    assert not (tmp_path/'q.jsonl').exists()
 
 def test_generate_file_and_cli(gpt2, products, tmp_path):
     from descgen.cli import main
@@ -282,6 +346,8 @@ def test_help_is_quick_and_lists_the_decoding_options():
     import subprocess, sys
     code = ('import sys, contextlib, io\nfrom descgen.cli import main\nout = io.StringIO()\n'
             'with contextlib.redirect_stdout(out):\n    try: main(["generate", "--help"])\n    except SystemExit: pass\n'
-            'print("torch" in sys.modules, "--num_beams" in out.getvalue() and "--rerank" in out.getvalue())')
+            'h = " ".join(out.getvalue().split())\n'
+            'print("torch" in sys.modules, "--num_beams" in h and "--rerank" in h and "stops with file, line and field" in h '
+            'and "--strict makes it an error" in h)')
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert r.stdout.split()[-2:] == ['False', 'True'], r.stderr
