@@ -4,13 +4,14 @@
 
 # %% ../nbs/17_evaluate.ipynb #6d0fd486
 from __future__ import annotations
-import csv, json, re
+import csv, json, re, sys
 from collections import Counter
 from pathlib import Path
 from fastcore.script import Param
 from .core import (DescgenError, data_root, atomic_write_text, atomic_write_json, cache_root, env_info, git_commit,
-                          markdown_table, read_jsonl, run_cli, write_jsonl)
-from .recipes import parse_mr
+                          markdown_table, run_cli, write_jsonl)
+from .recipes import parse_mr, _read_text
+from .catalogs import _jsonl_lines
 # The overlap and faithfulness chapters, re-exported: `descgen.metrics` scores everything.
 from .overlap import *
 from .overlap import _chars, _check_pairs
@@ -136,47 +137,79 @@ def _load_e2e(pp:Path, rp:Path) -> dict:
 # %% ../nbs/17_evaluate.ipynb #8fcd1a72
 def _pred_text(row, path, ln):
     if isinstance(row, str): return row
+    if not isinstance(row, dict): raise DescgenError(f'{path}, line {ln}: expected a JSON object, found {type(row).__name__}')
     for k in ('prediction', 'text', 'output', 'description'):
         if k in row:
             v = row[k]
             return v[0] if isinstance(v, list) and v else ('' if v is None else str(v))
-    raise DescgenError(f"{path}: line {ln}: no 'prediction' field (also accepted: text, output, description)")
+    raise DescgenError(f"{path}, line {ln}: no 'prediction' field (also accepted: text, output, description)")
 
+def _numbered_rows(path:Path, jsonl:bool) -> list:
+    "[(line, row)] of a JSON lines file (or of a text file's lines); not UTF-8, a broken line, no rows: `DescgenError`."
+    text = _read_text(path)   # the message of `descgen prepare` for bytes that are not UTF-8
+    if jsonl: rows = [(w['line'], r) for w, r in _jsonl_lines(path, text)[0]]
+    else: rows = list(enumerate(text.splitlines(), start=1))
+    if not rows: raise DescgenError(f"{path}: no {'records' if jsonl else 'lines'} (the file is empty)")
+    return rows
+
+def _match_by_id(pp:Path, rp:Path, prows:list, refs:list) -> list:
+    """The reference rows in prediction order, matched by `id`: a prediction without an id, an id that is not an
+    input, an id given twice, an input without a prediction: `DescgenError` naming the id and the line."""
+    by_id = {}
+    for ln, r in refs:
+        i = str(r.get('id'))
+        if i in by_id: raise DescgenError(f"{rp}, line {ln}: field 'id': {i!r} is duplicated (also at line {by_id[i][0]})")
+        by_id[i] = (ln, r)
+    seen = {}
+    for ln, row in prows:
+        if not isinstance(row, dict) or 'id' not in row:
+            raise DescgenError(f"{pp}, line {ln}: no 'id', while other predictions have one; give each prediction its "
+                               'id (or none: then they are matched by position)')
+        i = str(row['id'])
+        if i not in by_id: raise DescgenError(f"{pp}, line {ln}: field 'id': {row['id']!r} is not an input in {rp}")
+        if i in seen:
+            raise DescgenError(f"{pp}, line {ln}: field 'id': {row['id']!r} is duplicated (also at line {seen[i]}); "
+                               'each input must be scored once')
+        seen[i] = ln
+    missing = [(ln, i) for i, (ln, _) in by_id.items() if i not in seen]
+    if missing:
+        raise DescgenError(f"{rp}, line {missing[0][0]}: input {missing[0][1]!r} has no prediction in {pp} "
+                           f'({len(missing)} inputs without one)')
+    return [by_id[str(row['id'])][1] for _, row in prows]
+
+# %% ../nbs/17_evaluate.ipynb #3da1ee43
 def _load_jsonl(pp:Path, rp:Path) -> dict:
-    "Predictions (JSON lines or plain lines) matched to a prepared split by `id` when they carry one, else by order."
-    refs = read_jsonl(rp)
-    prows = read_jsonl(pp) if pp.suffix.lower() == '.jsonl' else pp.read_text(encoding='utf-8-sig').splitlines()
-    if len(prows) != len(refs):
-        raise DescgenError(f'{pp} has {len(prows)} predictions but {rp} has {len(refs)} inputs (reference groups)')
-    by_id = {str(r.get('id')): r for r in refs}
-    ordered = []
-    for ln, row in enumerate(prows, start=1):
-        if isinstance(row, dict) and 'id' in row:
-            if str(row['id']) not in by_id:
-                raise DescgenError(f"{pp}: line {ln}: field 'id': {row['id']!r} is not an input in {rp}")
-            ordered.append(by_id[str(row['id'])])
-        else: ordered.append(refs[ln - 1])
+    "Predictions (JSON lines or plain lines) matched to a prepared split by `id` when they carry one, else by position."
+    refs = _numbered_rows(rp, True)
+    prows = _numbered_rows(pp, pp.suffix.lower() == '.jsonl')
+    with_id = [isinstance(r, dict) and 'id' in r for _, r in prows]
+    if any(with_id): ordered, matched = _match_by_id(pp, rp, prows, refs), 'by id'
+    elif len(prows) != len(refs):
+        raise DescgenError(f'{pp} has {len(prows)} predictions (without ids) but {rp} has {len(refs)} inputs '
+                           '(reference groups)')
+    else: ordered, matched = [r for _, r in refs], 'by position'
     for ln, r in enumerate(ordered, start=1):
         if not r.get('references'): raise DescgenError(f"{rp}: input {r.get('id', ln)!r}: field 'references' is empty")
-    return {'predictions': [_pred_text(r, pp, i) for i, r in enumerate(prows, start=1)],
-            'references': [r['references'] for r in ordered], 'attributes': [_attrs_of(r) for r in ordered],
-            'ids': [r.get('id') for r in ordered]}
+    return {'predictions': [_pred_text(r, pp, ln) for ln, r in prows], 'references': [r['references'] for r in ordered],
+            'attributes': [_attrs_of(r) for r in ordered], 'ids': [r.get('id') for r in ordered], 'matched': matched}
 
 # %% ../nbs/17_evaluate.ipynb #0e336d84
 def _read_lines_multi(path) -> list:
     "One reference per line, or groups of references separated by blank lines."
-    text = Path(path).read_text(encoding='utf-8-sig')
+    text = _read_text(Path(path))
     if re.search(r'\n\s*\n', text.strip()):
         return [[l.strip() for l in block.splitlines() if l.strip()] for block in re.split(r'\n\s*\n', text.strip())]
     return [[l.strip()] for l in text.splitlines()]
 
 def _load_text(pp:Path, rp:Path) -> dict:
     "One prediction per line against one reference per line, or blank-line separated groups of references."
-    outs = [l.rstrip('\n') for l in pp.read_text(encoding='utf-8-sig').splitlines()]
+    outs = [l for _, l in _numbered_rows(pp, False)]
     groups = _read_lines_multi(rp)
+    if not groups: raise DescgenError(f'{rp}: no references (the file is empty)')
     if len(outs) != len(groups):
         raise DescgenError(f'{pp} has {len(outs)} predictions but {rp} has {len(groups)} reference groups')
-    return {'predictions': outs, 'references': groups, 'attributes': None, 'ids': list(range(len(outs)))}
+    return {'predictions': outs, 'references': groups, 'attributes': None, 'ids': list(range(len(outs))),
+            'matched': 'by position'}
 
 # %% ../nbs/17_evaluate.ipynb #c1814102
 _LOADERS = {'e2e': _load_e2e, 'jsonl': _load_jsonl, 'text': _load_text}
@@ -191,6 +224,13 @@ def load_pairs(predictions, references, fmt:str='auto') -> dict:
     if fmt not in _LOADERS: raise DescgenError(f"unknown format {fmt!r}: use e2e, jsonl, text or auto")
     return _LOADERS[fmt](pp, rp)
 
+# %% ../nbs/17_evaluate.ipynb #a3050580
+def _check_out_file(p:Path, what:str):
+    "An output path that can be written as a file: not a folder, no file where a folder of its path should be."
+    if p.is_dir(): raise DescgenError(f'{what} {p}: is a folder; give the path of a file to write')
+    up = next((q for q in p.parents if q.exists()), None)
+    if up is not None and not up.is_dir(): raise DescgenError(f'{what} {p}: {up} is a file, not a folder')
+
 # %% ../nbs/17_evaluate.ipynb #ede20278
 def _evaluate_cmd(
     predictions:Param('system outputs: E2E TSV (MR<TAB>output), JSON lines, or one per line', required=True)=None,
@@ -201,10 +241,17 @@ def _evaluate_cmd(
     per_example:str=None, # also write per-example scores to this JSON lines file
 ) -> int:
     """Score generated descriptions: BLEU/NIST (E2E scorer), ROUGE-L, CIDEr, METEOR, chrF, attribute coverage and
-    hallucination, diversity."""
+    hallucination, diversity. JSON lines predictions are matched to the inputs by id (an unknown, duplicated or
+    missing id is an error naming it and its line); without any ids, by position, said on stderr and as
+    "matched": "by position" in the output."""
+    if per_example: _check_out_file(Path(per_example), '--per-example')
     d = load_pairs(predictions, references, format)
+    if d.get('matched') == 'by position':
+        print(f'matched {len(d["predictions"])} predictions to the references by position (the predictions carry no '
+              'ids)', file=sys.stderr)
     res = score(d['predictions'], d['references'], attributes=d['attributes'], lang=lang)
     if d.get('input_fixes'): res['input_fixes'] = d['input_fixes']
+    if d.get('matched'): res['matched'] = d['matched']
     rows = res.pop('per_example')
     if per_example: write_jsonl(per_example, [dict(id=i, **r) for i, r in zip(d['ids'], rows)])
     print(json.dumps(res, ensure_ascii=False))

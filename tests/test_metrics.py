@@ -1,6 +1,6 @@
 """Tests for descgen.metrics: each metric on hand-checked cases, the published E2E TGen scores,
 faithfulness on exact synthetic truths, and every kind of bad input."""
-import json, math, random, subprocess, sys
+import json, math, random, re, subprocess, sys
 from pathlib import Path
 import pytest
 import sacrebleu
@@ -286,6 +286,75 @@ def test_text_and_jsonl_formats(tmp_path):
     (tmp_path / 'bad.jsonl').write_text(json.dumps({'id': 'p9', 'prediction': 'x'}) + '\n' + json.dumps({'id': 'p1', 'prediction': 'y'}) + '\n')
     with pytest.raises(DescgenError, match=r"line 1: field 'id'"):
         M.load_pairs(tmp_path / 'bad.jsonl', tmp_path / 'test.jsonl')
+
+
+def _evaluate(capsys, *args):
+    "(exit status, stdout, stderr) of `descgen evaluate` through the dispatcher."
+    from descgen.cli import main
+    capsys.readouterr()
+    rc = main(['evaluate', *map(str, args)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_evaluate_jsonl_ids_duplicated_unknown_missing_or_positional(tmp_path, capsys):
+    "Issue #15, item 4: misaligned predictions are never scored; matching by position is said out loud."
+    refs = tmp_path/'test.jsonl'
+    refs.write_text(''.join(json.dumps({'id': f'p{i}', 'attributes': [['colour', c]], 'references': [f'A {c} mug.']}) + '\n'
+                            for i, c in enumerate(['red', 'blue', 'green'])), encoding='utf-8')
+    def preds(name, rows):
+        f = tmp_path/name
+        f.write_text(''.join(json.dumps(r) + '\n' for r in rows), encoding='utf-8')
+        return f
+    good = preds('good.jsonl', [{'id': f'p{i}', 'prediction': f'A {c} mug.'} for i, c in [(2, 'green'), (0, 'red'), (1, 'blue')]])
+    rc, out, err = _evaluate(capsys, '--predictions', good, '--references', refs)
+    res = json.loads(out)
+    assert rc == 0 and res['matched'] == 'by id' and res['bleu'] == 100 and 'by position' not in err
+    # as many predictions as inputs, one id twice: was BLEU 100 with p2 never scored
+    dup = preds('dup.jsonl', [{'id': 'p0', 'prediction': 'A red mug.'}, {'id': 'p1', 'prediction': 'A blue mug.'},
+                              {'id': 'p1', 'prediction': 'A blue mug.'}])
+    for f, msg in [(dup, r"dup\.jsonl, line 3: field 'id': 'p1' is duplicated \(also at line 2\)"),
+                   (preds('unknown.jsonl', [{'id': 'p0', 'prediction': 'x'}, {'id': 'p1', 'prediction': 'y'},
+                                            {'id': 'p9', 'prediction': 'z'}]), r"unknown\.jsonl, line 3: field 'id': 'p9' is not an input"),
+                   (preds('missing.jsonl', [{'id': 'p0', 'prediction': 'x'}, {'id': 'p1', 'prediction': 'y'}]),
+                    r"test\.jsonl, line 3: input 'p2' has no prediction in .*missing\.jsonl"),
+                   (preds('mixed.jsonl', [{'id': 'p0', 'prediction': 'x'}, {'prediction': 'y'}, {'id': 'p2', 'prediction': 'z'}]),
+                    r"mixed\.jsonl, line 2: no 'id', while other predictions have one")]:
+        rc, out, err = _evaluate(capsys, '--predictions', f, '--references', refs)
+        assert rc == 2 and out == '' and re.search(msg, err) and 'Traceback' not in err, err
+        with pytest.raises(DescgenError, match=msg): M.load_pairs(f, refs)
+    # no ids at all: by position, said on stderr and in the JSON
+    pos = preds('pos.jsonl', [{'prediction': 'A red mug.'}, {'prediction': 'A blue mug.'}, {'prediction': 'A green mug.'}])
+    rc, out, err = _evaluate(capsys, '--predictions', pos, '--references', refs)
+    assert rc == 0 and json.loads(out)['matched'] == 'by position' and 'matched 3 predictions to the references by position' in err
+    assert M.load_pairs(pos, refs)['matched'] == 'by position'
+    rc, out, err = _evaluate(capsys, '--predictions', preds('short.jsonl', [{'prediction': 'x'}]), '--references', refs)
+    assert rc == 2 and 'has 1 predictions (without ids) but' in err
+
+
+def test_evaluate_empty_files_bad_bytes_and_folder_output_are_messages(tmp_path, capsys):
+    "Issue #15, item 8: empty text files, a --per-example path that is a folder, bytes that are not UTF-8."
+    (tmp_path/'p.txt').write_text('a b c\n', encoding='utf-8')
+    (tmp_path/'r.txt').write_text('a b c\n', encoding='utf-8')
+    (tmp_path/'empty.txt').write_text('', encoding='utf-8')
+    (tmp_path/'empty.jsonl').write_text('', encoding='utf-8')
+    (tmp_path/'latin.txt').write_bytes('caf\xe9 cr\xe8me\n'.encode('latin-1'))
+    (tmp_path/'folder').mkdir()
+    refs = tmp_path/'test.jsonl'
+    refs.write_text(json.dumps({'id': 'p0', 'references': ['a b c']}) + '\n', encoding='utf-8')
+    for args, msg in [(['empty.txt', 'r.txt'], r'empty\.txt: no lines \(the file is empty\)'),
+                      (['p.txt', 'empty.txt'], r'empty\.txt: no references \(the file is empty\)'),
+                      (['empty.jsonl', 'test.jsonl'], r'empty\.jsonl: no records \(the file is empty\)'),
+                      (['p.txt', 'empty.jsonl'], r'empty\.jsonl: no records'),
+                      (['latin.txt', 'r.txt'], r'latin\.txt, line 1, column 4: not valid utf-8 \(byte 0xe9\)'),
+                      (['p.txt', 'r.txt', '--per-example', 'folder'], r'--per-example .*folder: is a folder'),
+                      (['p.txt', 'r.txt', '--per-example', 'p.txt/rows.jsonl'], r'p\.txt is a file, not a folder')]:
+        a = [str(tmp_path/x) if i < 2 or x in ('folder', 'p.txt/rows.jsonl') else x for i, x in enumerate(args)]
+        rc, out, err = _evaluate(capsys, '--predictions', a[0], '--references', a[1], *a[2:])
+        assert rc == 2 and re.search(msg, err) and 'Traceback' not in err and out == '', (args, err)
+    rc, out, err = _evaluate(capsys, '--predictions', tmp_path/'p.txt', '--references', tmp_path/'r.txt',
+                             '--per-example', tmp_path/'new'/'rows.jsonl')
+    assert rc == 0 and json.loads(out)['matched'] == 'by position' and (tmp_path/'new'/'rows.jsonl').exists()
 
 
 def test_cli_reports_user_errors_with_exit_2(tmp_path):
