@@ -166,7 +166,7 @@ def load_for_generation(path:Path|str, *, trust_remote_code:bool=False, dtype=No
             model, tok = load_adapter(p, trust_remote_code=trust_remote_code, dtype=dtype)
         else: model, tok = load_model(str(path), trust_remote_code=trust_remote_code, dtype=dtype)
     except (DescgenError, ValueError, OSError) as e:
-        if trust_remote_code or not _asks_for_remote_code(p): raise
+        if trust_remote_code or '--trust-remote-code' in str(e) or not _asks_for_remote_code(p): raise
         raise DescgenError(f'{p}: the folder asks to run its own Python code (auto_map / trust_remote_code in its '
                            'config); descgen runs code from a model folder only when you pass --trust-remote-code '
                            f'(trust_remote_code=True) yourself, never because the folder says so ({e})') from None

@@ -179,6 +179,10 @@ def _not_cached_msg(name) -> str:
             + (" (the hub is switched off: HF_HUB_OFFLINE=1)" if hub_offline() else ''))
 
 # %% ../nbs/07_loading.ipynb #94294d2e
+def _remote_code_msg(p:Path) -> str:
+    return (f'{p}: the checkpoint needs its own Python code (config.json "auto_map"); it runs only when the caller passes '
+            'trust_remote_code=True (--trust-remote-code), never because the folder asks for it')
+
 def _resolve(name_or_path, trust_remote_code=False):
     "(source, config, local_files_only) for a checkpoint folder or a hub id; DescgenError when neither is usable."
     from transformers import AutoConfig
@@ -191,7 +195,9 @@ def _resolve(name_or_path, trust_remote_code=False):
         if not (p/'config.json').exists():
             raise DescgenError(f'{p} has no config.json: it is not a Hugging Face checkpoint folder')
         try: return str(p), AutoConfig.from_pretrained(str(p), trust_remote_code=trust_remote_code), True
-        except ValueError as e: raise DescgenError(f'{p}/config.json: {e}') from None
+        except ValueError as e:
+            if not trust_remote_code and 'trust_remote_code' in str(e): raise DescgenError(_remote_code_msg(p)) from None
+            raise DescgenError(f'{p}/config.json: {e}') from None
     if name.startswith(('.', '/', '~')) or name.count('/') > 1 or '\\' in name or not name.strip():
         raise DescgenError(f'No such checkpoint folder: {name}')
     try:  # the local HF cache, without the network

@@ -35,7 +35,7 @@ def catalog(tmp_path: Path) -> Path:
 @pytest.mark.parametrize('run', [False, True], ids=['checkpoint', 'run_folder'])
 def test_python_api_does_not_run_folder_code(tmp_path, run):
     d, marker = untrusted(tmp_path/'m', tmp_path/'MARKER', run), tmp_path/'MARKER'
-    with pytest.raises(DescgenError, match='asks to run its own Python code.*--trust-remote-code'):
+    with pytest.raises(DescgenError, match=r'(needs|asks to run) its own Python code.*--trust-remote-code'):
         load_for_generation(d, device='cpu')
     with pytest.raises(DescgenError, match='--trust-remote-code'):
         generate_file(d, catalog(tmp_path), tmp_path/'p.jsonl', progress=False, device='cpu')
@@ -50,6 +50,14 @@ def test_cli_does_not_run_folder_code(tmp_path, run, capsys):
                '--no-progress', '--device', 'cpu'])
     err = capsys.readouterr().err
     assert rc == 2 and '--trust-remote-code' in err and 'Traceback' not in err
+    assert not marker.exists()
+
+
+def test_load_model_ignores_the_folders_own_trust_setting(tmp_path):
+    from descgen.loading import load_model
+    d, marker = untrusted(tmp_path/'m', tmp_path/'MARKER'), tmp_path/'MARKER'
+    with pytest.raises(DescgenError, match='runs only when the caller passes trust_remote_code=True'):
+        load_model(d)
     assert not marker.exists()
 
 
