@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_finetune.ipynb #740a3d48
 from __future__ import annotations
-import argparse, json, math, os, shutil, time
+import argparse, json, math, os, re, shutil, sys, time, zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from fastcore.docments import docments
@@ -18,7 +18,8 @@ count_params = param_summary   # the old name, still imported by descgen.bench
 # descgen.loss is imported where it is used: it imports torch, and `import descgen.train` stays light
 
 # %% auto #0
-__all__ = ['count_params', 'resolve_base', 'val_token_loss', 'finetune', 'load_trained', 'merge_adapter', 'train_cli']
+__all__ = ['count_params', 'resolve_base', 'val_token_loss', 'checkpoint_problem', 'last_complete_checkpoint', 'finetune',
+           'load_trained', 'merge_adapter', 'train_cli']
 
 # %% ../nbs/12_finetune.ipynb #90af3aa3
 def _resolve_data(data_dir) -> Path:
@@ -86,8 +87,9 @@ def val_token_loss(trainer) -> float:
 
 # %% ../nbs/12_finetune.ipynb #09c97cae
 def _callbacks():
-    "The kit's two Trainer callbacks (classes made on first use, so that transformers is imported only then)."
+    "The kit's Trainer callbacks (classes made on first use, so that transformers is imported only then)."
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
     class JsonlLog(TrainerCallback):
         "Appends every Trainer log to `train_log.jsonl`, with useful (non-pad) tokens/s since the last training log."
         def __init__(self, path): self.path, self.trainer = Path(path), None
@@ -112,7 +114,26 @@ def _callbacks():
             m = model
             while not isinstance(m, PeftModel) and hasattr(m, 'module'): m = m.module   # DDP wrapper
             m.base_model.update_and_allocate(state.global_step)
-    return JsonlLog, AdaLoraStep
+    class CostLog(TrainerCallback, ExportableState):
+        """The cost of the run so far, one part per process that trained (steps, train seconds, useful tokens): saved
+        in every checkpoint's `trainer_state.json` (written last) and restored from it on resume. The Trainer restores
+        it as a new instance, hence `trainer` on the class (a new class per run)."""
+        trainer = None
+        def __init__(self, parts=None): self.parts, self._t = list(parts or []), None
+        def on_train_begin(self, args, state, control, **kw):
+            self._t, self._tok, self._step = time.perf_counter(), self.trainer.useful_tokens, state.global_step
+            if state.global_step and not self.parts:   # a checkpoint written before the kit recorded its cost
+                self.parts = [{'from_step': 0, 'to_step': state.global_step, 'train_s': None, 'useful_tokens': None}]
+            state.stateful_callbacks.setdefault(type(self).__name__, self.state())   # so the next save finds it
+        def part(self, train_s:float|None=None) -> dict:
+            "This process's part so far (`train_s`: its measured train time, else the time since train began)."
+            tr = self.trainer
+            s = train_s if train_s is not None else time.perf_counter() - self._t
+            return {'from_step': self._step, 'to_step': tr.state.global_step, 'train_s': round(s, 3),
+                    'useful_tokens': tr.useful_tokens - self._tok}
+        def state(self) -> dict:
+            return {'args': {}, 'attributes': {'parts': self.parts + ([self.part()] if self._t is not None else [])}}
+    return JsonlLog, AdaLoraStep, CostLog
 
 # %% ../nbs/12_finetune.ipynb #4e9f269d
 def _run_dir(out, key:dict, method:str, overwrite:bool, main:bool) -> Path:
@@ -210,13 +231,14 @@ def _training_args(cfg:TrainConfig, kind:str, out:Path, prec:str|None, progress:
 # %% ../nbs/12_finetune.ipynb #63d15638
 def _make_trainer(net, tok, cfg:TrainConfig, kind:str, data:SimpleNamespace, args, out:Path, main:bool, callbacks,
                   progress:bool):
-    "The kit's Trainer for a run, with its callbacks: the JSON-lines log, TensorBoard, early stopping, AdaLoRA's step."
+    """The kit's Trainer for a run, with its callbacks: the JSON-lines log, the cost so far (saved with each
+    checkpoint), TensorBoard, early stopping, AdaLoRA's step."""
     from transformers import EarlyStoppingCallback, PrinterCallback
     from transformers.integrations import TensorBoardCallback
     from torch.utils.tensorboard import SummaryWriter
-    JsonlLog, AdaLoraStep = _callbacks()
+    JsonlLog, AdaLoraStep, CostLog = _callbacks()
     log_cb = JsonlLog(out/'train_log.jsonl')
-    cbs = [log_cb] + ([TensorBoardCallback(SummaryWriter(log_dir=str(out/'tensorboard')))] if main else [])
+    cbs = [log_cb, CostLog()] + ([TensorBoardCallback(SummaryWriter(log_dir=str(out/'tensorboard')))] if main else [])
     if cfg.early_stopping_patience:
         cbs.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
     if cfg.method == 'adalora': cbs.append(AdaLoraStep())
@@ -226,7 +248,7 @@ def _make_trainer(net, tok, cfg:TrainConfig, kind:str, data:SimpleNamespace, arg
     trainer = Trainer(model=net, args=args, train_dataset=data.train_ds, eval_dataset=data.val_ds,
                       data_collator=data.collator, processing_class=tok, callbacks=cbs)
     if not progress: trainer.remove_callback(PrinterCallback)
-    log_cb.trainer = trainer
+    log_cb.trainer = CostLog.trainer = trainer
     return trainer
 
 # %% ../nbs/12_finetune.ipynb #782c628e
@@ -246,30 +268,115 @@ def _write_config(out:Path, key:dict, cfg:TrainConfig, kind:str, prec:str|None, 
     atomic_write_text(out/'config.yaml', yaml.safe_dump(resolved, sort_keys=False))
     if (data_dir/'data_card.json').exists(): shutil.copy(data_dir/'data_card.json', out/'data_card.json')
 
+# %% ../nbs/12_finetune.ipynb #dc66a279
+def _whole_safetensors(p:Path) -> bool:
+    "A whole safetensors file: the header parses and the file is exactly header plus the tensors' bytes."
+    try:
+        with open(p, 'rb') as f:
+            n = int.from_bytes(f.read(8), 'little')
+            if not 0 < n < 100_000_000: return False
+            meta = json.loads(f.read(n))
+        end = max((v['data_offsets'][1] for k, v in meta.items() if k != '__metadata__'), default=0)
+        return p.stat().st_size == 8 + n + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError): return False
+
+def _whole_torch_file(p:Path) -> bool:
+    "A whole `torch.save` file: a zip archive whose central directory (its last bytes) reads."
+    try:
+        with zipfile.ZipFile(p) as z: return bool(z.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError): return False
+
+
+# %% ../nbs/12_finetune.ipynb #3cb27100
+def _weights_problem(ck:Path) -> str|None:
+    "Why the weights of checkpoint `ck` are not whole (None: they are): single file, adapter, or sharded index."
+    for name in ('model.safetensors', 'adapter_model.safetensors'):
+        if (ck/name).exists(): return None if _whole_safetensors(ck/name) else f'{name} truncated'
+    idx = ck/'model.safetensors.index.json'
+    if not idx.exists(): return 'no weights file'
+    try: shards = sorted(set(json.loads(idx.read_text(encoding='utf-8'))['weight_map'].values()))
+    except (OSError, ValueError, KeyError, AttributeError): return f'{idx.name} unreadable'
+    bad = [s for s in shards if not _whole_safetensors(ck/s)]
+    return f'{bad[0]} missing or truncated' if bad else None
+
+def checkpoint_problem(ck) -> str|None:
+    """Why the Trainer checkpoint folder `ck` (`checkpoint-N`) is not complete, or None when it is: a readable
+    `trainer_state.json` at step N (the Trainer writes it last), whole weights, optimizer, scheduler and RNG state."""
+    ck = Path(ck)
+    try:
+        if not any(ck.iterdir()): return 'empty folder'
+        st = ck/'trainer_state.json'
+        if not st.exists(): return 'trainer_state.json missing'
+        try: step = json.loads(st.read_text(encoding='utf-8'))['global_step']
+        except (ValueError, KeyError, TypeError): return 'trainer_state.json unreadable'
+        if ck.name != f'checkpoint-{step}': return f'trainer_state.json is at step {step}'
+        if (why := _weights_problem(ck)): return why
+        for f in ('optimizer.pt', 'scheduler.pt'):
+            if not _whole_torch_file(ck/f): return f'{f} missing or truncated'
+        rng = sorted(ck.glob('rng_state*.pth'))
+        bad = [p.name for p in rng if not _whole_torch_file(p)]
+        return 'rng_state.pth missing' if not rng else f'{bad[0]} truncated' if bad else None
+    except OSError as e: return f'unreadable ({type(e).__name__}: {e})'
+
+
+# %% ../nbs/12_finetune.ipynb #e1c74939
+def last_complete_checkpoint(folder, move_aside:bool=True) -> Path|None:
+    """The newest complete `checkpoint-N` in `folder` (None when there is none). With `move_aside`, each incomplete
+    one is renamed to `<folder>/../partial_checkpoints/checkpoint-N.partial-<time>`, and said on stderr."""
+    folder = Path(folder)
+    if not folder.is_dir(): return None
+    cks = sorted((p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r'checkpoint-\d+', p.name)),
+                 key=lambda p: int(p.name.split('-')[1]))
+    last = None
+    for ck in cks:
+        why = checkpoint_problem(ck)
+        if why is None:
+            last = ck
+            continue
+        if not move_aside: continue
+        aside = folder.parent/'partial_checkpoints'
+        aside.mkdir(exist_ok=True)
+        dest, k = aside/f"{ck.name}.partial-{time.strftime('%Y%m%dT%H%M%S')}", 1
+        while dest.exists(): dest, k = dest.with_name(f'{dest.name.split("~")[0]}~{k}'), k + 1
+        try: ck.rename(dest)
+        except FileNotFoundError: continue   # another process moved it
+        print(f'descgen: {ck} is an incomplete checkpoint ({why}): moved aside to {dest}', file=sys.stderr)
+    if cks and last is None:
+        print(f'descgen: no complete checkpoint in {folder}: training starts again from step 0', file=sys.stderr)
+    return last
+
+
 # %% ../nbs/12_finetune.ipynb #205834af
 def _train_and_save(trainer, out:Path) -> dict:
-    """Train (resuming from the last checkpoint in `out`), evaluate the best model (restored by
-    `load_best_model_at_end`) and save it to `out/model`; what `metrics.json` needs from it."""
+    """Train (resuming from the last complete checkpoint in `out`), evaluate the best model (restored by
+    `load_best_model_at_end`) and save it to `out/model`; what `metrics.json` needs from it, with the cost of every
+    part of the run (the parts before a resume come from the checkpoint's state)."""
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
-    last = get_last_checkpoint(str(out/'checkpoints')) if (out/'checkpoints').is_dir() else None
+    last = last_complete_checkpoint(out/'checkpoints', move_aside=trainer.is_world_process_zero())
+    last = str(last) if last else None
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
     t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
     train_s = time.perf_counter() - t_train
+    cost = next(cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ == 'CostLog')
+    parts = cost.parts + [cost.part(train_s)]
     hist = list(trainer.state.log_history)   # the training logs, before the final evaluation adds its own
     final = trainer.evaluate()
     tok_loss = val_token_loss(trainer) if trainer.args.world_size == 1 else None
     cfg_obj = getattr(trainer.model, 'get_base_model', lambda: trainer.model)().config
     cfg_obj.use_cache = True   # the Trainer turned the KV cache off for training; generation wants it back
     trainer.save_model(str(out/'model'))   # peft: the adapter only (adapter_model.safetensors); else the whole model
-    return dict(last=last, train_s=train_s, hist=hist, val_loss=final['eval_loss'], val_token_loss=tok_loss)
+    return dict(last=last, train_s=train_s, parts=parts, hist=hist, val_loss=final['eval_loss'],
+                val_token_loss=tok_loss)
 
 # %% ../nbs/12_finetune.ipynb #415abc9a
 def _metrics(trainer, r:dict, cfg:TrainConfig, kind:str, base:str, data_dir:Path, params:dict, out:Path,
              prec:str|None, t0:float) -> dict:
-    "The summary of a run (`metrics.json`) from the trainer's state and what `_train_and_save` returned as `r`."
-    st, tok_loss, useful = trainer.state, r['val_token_loss'], trainer.useful_tokens
+    """The summary of a run (`metrics.json`) from the trainer's state and what `_train_and_save` returned as `r`; the
+    cost (train time, useful tokens, tokens/s) adds up every part of a resumed run, each part in `cost_parts`."""
+    st, tok_loss = trainer.state, r['val_token_loss']
+    useful = sum(p['useful_tokens'] or 0 for p in r['parts'])
+    train_s = sum(p['train_s'] or 0.0 for p in r['parts'])
     ppl = math.exp(tok_loss) if tok_loss is not None and tok_loss < 50 else None
     train_losses = [h['loss'] for h in r['hist'] if 'loss' in h]
     ckpts = sorted((out/'checkpoints').glob('checkpoint-*'))
@@ -282,8 +389,10 @@ def _metrics(trainer, r:dict, cfg:TrainConfig, kind:str, base:str, data_dir:Path
             'early_stopped': st.global_step < st.max_steps,
             'val_loss_curve': [[h['step'], h['eval_loss']] for h in r['hist'] if 'eval_loss' in h],
             'resumed_from': Path(r['last']).name if r['last'] else None,
-            'useful_tokens': useful, 'tokens_per_s': round(useful / max(r['train_s'], 1e-9), 1),
-            'train_time_s': round(r['train_s'], 2), 'wall_time_s': round(time.perf_counter() - t0, 2),
+            'useful_tokens': useful, 'tokens_per_s': round(useful / max(train_s, 1e-9), 1),
+            'train_time_s': round(train_s, 2), 'cost_parts': r['parts'],
+            'cost_complete': all(p['train_s'] is not None for p in r['parts']),
+            'wall_time_s': round(time.perf_counter() - t0, 2),
             **peak_memory_mb(),
             'model_bytes': dir_bytes(out/'model'), 'checkpoint_bytes': {p.name: dir_bytes(p) for p in ckpts},
             'precision': prec or 'fp32', 'world_size': trainer.args.world_size, 'env': env_info()}
