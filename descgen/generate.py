@@ -300,6 +300,12 @@ def _input_file(input_path:Path, split:str) -> Path:
         raise DescgenError(f'{input_path}: a folder without {split}.jsonl (not a prepared dataset?)')
     return input_path/f'{split}.jsonl'
 
+def _check_output(p:Path):
+    "The predictions path can be written as a file (checked before the model is loaded): not a folder, not under a file."
+    if p.is_dir(): raise DescgenError(f'--output {p}: is a folder; give the path of a .jsonl file')
+    up = next((q for q in p.parents if q.exists()), None)
+    if up is not None and not up.is_dir(): raise DescgenError(f'--output {p}: {up} is a file, not a folder')
+
 def _catalog_products(input_path:Path, limit:int|None, delex:list, strict:bool=False,
                       encoding:str='utf-8') -> tuple[list, list, dict]:
     """(products, problems, counts) of a catalog, the first `limit` products, delexicalised on `delex` keys; counts:
@@ -365,6 +371,7 @@ def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=
     fmt = fmt or rs.get('fmt') or 'kv'
     delex = list(rs.get('delex', []) if delex is None else delex)
     input_path, output_path = _input_file(Path(input_path), split), Path(output_path)
+    _check_output(output_path)
     decoding = dict(num_beams=num_beams, do_sample=do_sample, temperature=temperature, top_p=top_p, top_k=top_k,
                     max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                     no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences)

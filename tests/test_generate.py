@@ -238,6 +238,13 @@ def test_generate_stops_on_malformed_catalogs_as_prepare_does(gpt2, tmp_path, ca
     for f in (quote, broken, latin):   # the same message as prepare
         with pytest.raises(DescgenError) as e: D.prepare(f, tmp_path/'prep')
         assert str(e.value) in _catalog_error(f, tmp_path, capsys)[1]
+    # an output path that is a folder, or under a file: refused before the model is loaded
+    for out, msg in [(tmp_path, 'is a folder'), (latin/'p.jsonl', 'latin.csv is a file, not a folder')]:
+        capsys.readouterr()
+        from descgen.cli import main
+        rc = main(['generate', '--model', str(tmp_path/'m'), '--input', str(latin), '--output', str(out), '--encoding', 'latin-1'])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and 'Traceback' not in err, err
     # --encoding reads it
     rc, _ = _catalog_error(latin, tmp_path, capsys, '--encoding', 'latin-1', '--max-new-tokens', '4')
     assert rc == 0 and [r['id'] for r in read_jsonl(tmp_path/'o.jsonl')] == ['1', '2']
