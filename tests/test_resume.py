@@ -1,8 +1,9 @@
 """Resumption after a kill (issue #15, items 3 and 7): a checkpoint cut short by a kill (empty folder, no
 trainer_state.json, truncated weights, or a real SIGKILL inside the Trainer's checkpoint write) is moved aside and the
 run resumes from the last complete one, bit-identical to an uninterrupted run; nothing complete left: from scratch.
-A resumed run reports its whole cost: the parts before and after the resume add up."""
-import json, shutil, subprocess, sys, textwrap
+A resumed run reports its whole cost: the parts before and after the resume add up (a checkpoint from before the kit
+recorded its cost: an unknown part, said so)."""
+import json, subprocess, sys, textwrap
 from pathlib import Path
 import pytest
 
@@ -113,6 +114,22 @@ def test_nothing_complete_left_starts_from_scratch(tiny, tmp_path, capfd):
     a, b = _same_as_ref(tiny, run, None)
     assert [(p['from_step'], p['to_step']) for p in b['cost_parts']] == [(0, 18)]
 
+
+
+def test_checkpoint_without_recorded_cost_resumes_and_says_the_cost_is_partial(tiny, tmp_path):
+    "A checkpoint written before the kit recorded the cost (no CostLog state): resumed the same; its part is unknown."
+    run = tmp_path/'run'
+    cks = _stopped_at(tiny, run, 13)
+    for ck in cks.iterdir():
+        st = json.loads((ck/'trainer_state.json').read_text())
+        del st['stateful_callbacks']['CostLog']
+        (ck/'trainer_state.json').write_text(json.dumps(st))
+    finetune(tiny['data'], tiny['base'], 'full', out=run, **OPTS)
+    b = _metrics(run)
+    assert b['resumed_from'] == 'checkpoint-12' and b['val_loss_curve'] == _metrics(tiny['ref'])['val_loss_curve']
+    assert b['cost_parts'][0] == {'from_step': 0, 'to_step': 12, 'train_s': None, 'useful_tokens': None}
+    assert (b['cost_parts'][1]['from_step'], b['cost_parts'][1]['to_step']) == (12, 18)
+    assert b['cost_complete'] is False and b['useful_tokens'] == b['cost_parts'][1]['useful_tokens'] > 0
 
 KILL_IN_SAVE = textwrap.dedent('''
     import os, signal, sys, torch
