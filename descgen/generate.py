@@ -15,7 +15,7 @@ from .products import (Product, delexicalize, make_prompt, prompt_text, original
 from .recipes import parse_mr
 from .catalogs import parse_attribute_string, _read_records
 from .models import load_model
-from .methods import PEFT_METHODS
+from .train import load_trained
 from .faithfulness import attribute_reranker, schema_from_products
 # The decoding chapter, re-exported: `from descgen.generate import generate_ids` keeps working.
 from .decoding import *
@@ -128,23 +128,6 @@ def load_adapter(adapter_dir:Path|str, *, trust_remote_code:bool=False, dtype=No
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False), tok
 
 # %% ../nbs/15_generate.ipynb #7cc64d5f
-def _load_run_dir(run:Path, *, trust_remote_code:bool=False, dtype=None):
-    """(model, tokenizer) of a fine-tuning run directory; like `descgen.train.load_trained`, but remote code follows
-    the caller's `trust_remote_code` only, never the `trust_remote_code` the run recorded."""
-    try: cfg = json.loads((run/'config.json').read_text(encoding='utf-8'))
-    except (ValueError, UnicodeDecodeError) as e: raise DescgenError(f'{run/"config.json"}: not valid JSON ({e})') from None
-    train = cfg.get('train') if isinstance(cfg, dict) else None
-    if not isinstance(train, dict) or 'method' not in train:
-        raise DescgenError(f'{run}: config.json has no train.method; not a finished descgen training run')
-    if train['method'] not in PEFT_METHODS: return load_model(str(run/'model'), trust_remote_code=trust_remote_code,
-                                                               dtype=dtype)
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-    base, _ = load_model(cfg['base_model'], trust_remote_code=trust_remote_code, dtype=dtype)
-    tok = AutoTokenizer.from_pretrained(str(run/'model'), trust_remote_code=trust_remote_code)  # saved with the adapter
-    if tok.pad_token is None and tok.eos_token is not None: tok.pad_token = tok.eos_token
-    return PeftModel.from_pretrained(base, str(run/'model')), tok
-
 def _asks_for_remote_code(p:Path) -> bool:
     "True when a folder (or its run settings) says `trust_remote_code` or maps Auto classes to its own code."
     for f in (p/'config.json', p/'model'/'config.json'):
@@ -161,7 +144,7 @@ def load_for_generation(path:Path|str, *, trust_remote_code:bool=False, dtype=No
     p = Path(path)
     try:
         if (p/'model').is_dir() and (p/'config.json').exists():  # a run directory
-            model, tok = _load_run_dir(p, trust_remote_code=trust_remote_code, dtype=dtype)
+            model, tok = load_trained(p, trust_remote_code=trust_remote_code, dtype=dtype)
         elif (p/'adapter_config.json').exists():
             model, tok = load_adapter(p, trust_remote_code=trust_remote_code, dtype=dtype)
         else: model, tok = load_model(str(path), trust_remote_code=trust_remote_code, dtype=dtype)

@@ -440,14 +440,18 @@ def _finetune(data_dir, model, method, out, callbacks, progress, overwrite, conf
     return out
 
 # %% ../nbs/12_finetune.ipynb #4e288601
-def load_trained(run_dir, *, dtype=None):
+def load_trained(run_dir, *, dtype=None, trust_remote_code:bool=False):
     """`(model, tokenizer)` of a finished run directory, in eval mode: peft runs load their base model (recorded in
-    `config.json`) with the adapter on top; full and freeze runs load the saved model."""
+    `config.json`) with the adapter on top; full and freeze runs load the saved model. Code shipped in a model folder runs
+    only with the caller's `trust_remote_code`, never because the run folder recorded it (run folders get shared)."""
     run = Path(run_dir)
     if not (run/'config.json').exists() or not (run/'model').is_dir():
         raise DescgenError(f'{run} is not a finished training run (config.json or model/ missing)')
-    cfg = json.loads((run/'config.json').read_text(encoding='utf-8'))
-    trust = cfg['train'].get('trust_remote_code', False)
+    try: cfg = json.loads((run/'config.json').read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: raise DescgenError(f'{run/"config.json"}: not valid JSON ({e})') from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('train'), dict) or 'method' not in cfg['train']:
+        raise DescgenError(f'{run}: config.json has no train.method; not a finished descgen training run')
+    trust = trust_remote_code
     if cfg['train']['method'] not in PEFT_METHODS:
         model, tok = load_model(str(run/'model'), trust_remote_code=trust, dtype=dtype)
         return model.eval(), tok
@@ -460,10 +464,10 @@ def load_trained(run_dir, *, dtype=None):
     return model.eval(), tok
 
 # %% ../nbs/12_finetune.ipynb #c53177d5
-def merge_adapter(run_dir, out) -> Path:
+def merge_adapter(run_dir, out, *, trust_remote_code:bool=False) -> Path:
     "Merge the adapter of a LoRA/AdaLoRA/IA3 run into its base weights; a plain model folder (safetensors + tokenizer)."
     from peft import PeftModel
-    model, tok = load_trained(run_dir)
+    model, tok = load_trained(run_dir, trust_remote_code=trust_remote_code)
     if not isinstance(model, PeftModel):
         raise DescgenError(f'{run_dir}: a full/freeze run has no adapter to merge; its model/ folder is already plain')
     if model.peft_config['default'].peft_type.value == 'PREFIX_TUNING':

@@ -70,3 +70,12 @@ def test_the_folder_code_does_run_when_the_caller_trusts_it(tmp_path):
     env = {**os.environ, 'HF_MODULES_CACHE': str(tmp_path/'hf_modules'), 'HF_HUB_OFFLINE': '1'}
     subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
     assert marker.exists()   # (the load fails after that: the folder holds no real model)
+
+
+def test_load_trained_and_merge_adapter_ignore_the_runs_recorded_trust_setting(tmp_path):
+    "`descgen.train.load_trained` (used by the experiment and merge_adapter) follows the caller's flag only."
+    from descgen.train import load_trained
+    d, marker = untrusted(tmp_path/'m', tmp_path/'MARKER', run=True), tmp_path/'MARKER'
+    with pytest.raises(DescgenError, match='runs only when the caller passes trust_remote_code=True'):
+        load_trained(d)
+    assert not marker.exists()
