@@ -10,10 +10,11 @@ from .core import DescgenError, atomic_write_text, env_info, markdown_table, run
 from .data import SPLITS, load_split, unseen_input_values
 
 # %% auto #0
-__all__ = ['COLUMNS', 'QUALITY', 'EXACT', 'README_COLUMNS', 'load_results', 'other_runs', 'results_frame', 'summary_table',
-           'fmt_num', 'fmt_cell', 'display_table', 'plot_quality_vs_params', 'plot_loss_lines', 'plot_loss_curves',
-           'samples_table', 'headline_sentences', 'decoding_label', 'validation_table', 'anchors_table',
-           'report_sections', 'render_markdown', 'render_html', 'build_report', 'results_markdown', 'report_cli']
+__all__ = ['COLUMNS', 'QUALITY', 'EXACT', 'COSTS', 'README_COLUMNS', 'load_results', 'other_runs', 'results_frame',
+           'summary_table', 'fmt_num', 'fmt_cell', 'display_table', 'plot_quality_vs_cost', 'plot_loss_lines',
+           'plot_loss_curves', 'attribute_errors', 'attribute_error_tables', 'plot_attribute_errors', 'samples_table',
+           'headline_sentences', 'decoding_label', 'validation_table', 'anchors_table', 'report_sections',
+           'render_markdown', 'render_html', 'build_report', 'results_markdown', 'report_cli']
 
 # %% ../nbs/18_report.ipynb #0c6f295a
 COLUMNS = [  # (column, key in results.json: 'a.b' = results['a']['b'])
@@ -136,34 +137,55 @@ def _is_base(r) -> bool:
     "An untuned base run: `method: none` (or base), or no parameter trained."
     return (r.get('params') or {}).get('method') in ('none', 'base') or r.get('trainable_params') == 0
 
-def plot_quality_vs_params(df, results, path:Path, metrics=('BLEU', 'attr. coverage')):
-    "Scatter of each quality metric against trainable parameters (log x), one point per run."
+COSTS = ('train time (s)', 'trainable params', 'peak memory (MB)')
+
+def _cost_scale(ax, x):
+    "Log x for costs over a decade or more; symlog (0 drawn at 0, log from the decade below the rest) if a cost is 0."
     import matplotlib.ticker
+    pos = x[x > 0]
+    if not len(pos): return
+    if (x == 0).any():
+        lt = 10**math.floor(math.log10(pos.min()))
+        ax.set_xscale('symlog', linthresh=lt, linscale=0.6)
+        ax.set_xlim(-.25*lt, 2.5*pos.max())   # no negative side; room for the markers at both ends
+        n = math.log10(2.5*pos.max() / lt)   # decades shown; under two: 1 and 3 of each decade marked
+        ax.set_xticks([0] + [lt * s * 10**k for k in range(math.ceil(n)) for s in ((1, 3) if n <= 2 else (1,))
+                             if lt * s * 10**k <= 2.5*pos.max()])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(places=0, sep=''))   # 0, 100k, 1M
+    elif pos.max() / pos.min() >= 10:
+        ax.set_xscale('log')
+        ax.set_xlim(pos.min() / 2, 2 * pos.max())
+    else: return
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+def plot_quality_vs_cost(df, path:Path, metrics=('BLEU', 'attr. coverage'), costs=COSTS):
+    "Quality (rows) against cost (columns), one point per run coloured by setting; runs with no training at cost 0."
     import matplotlib.pyplot as plt
     import seaborn as sns
     metrics = [m for m in metrics if df[m].notna().any()]
-    if not metrics: return None
-    base_ids = {r['run_id'] for r in results if _is_base(r)}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2*len(metrics), 3.8), squeeze=False)
-    tuned = df[~df['run_id'].isin(base_ids) & df['trainable params'].gt(0)]
-    for ax, m in zip(axes[0], metrics):
-        if len(tuned):
-            sns.scatterplot(data=tuned, x='trainable params', y=m, hue='setting', style='setting', s=70, ax=ax)
-        ax.set_xscale('log')
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        for i, (_, b) in enumerate(df[df['run_id'].isin(base_ids)].iterrows()):
-            if b[m] is not None and not math.isnan(b[m]):
-                ax.axhline(b[m], ls='--', c='grey', lw=1, label='untuned base' if i == 0 else None)
-        ax.set_title(f'{m} vs trainable parameters')
-        ax.grid(alpha=.3)
-        ax.legend(fontsize=7, loc='best')
-    _save(fig, path)
+    costs = [c for c in costs if df[c].notna().any()]
+    if not metrics or not costs: return None
+    order = list(dict.fromkeys(df['setting']))
+    fig, axes = plt.subplots(len(metrics), len(costs), figsize=(4.2*len(costs), 3.2*len(metrics) + .6), squeeze=False)
+    for i, m in enumerate(metrics):
+        for j, c in enumerate(costs):
+            ax, d = axes[i][j], df[df[m].notna() & df[c].notna()]
+            sns.scatterplot(data=d, x=c, y=m, hue='setting', style='setting', hue_order=order, style_order=order,
+                            s=70, ax=ax, legend=i == j == 0)
+            _cost_scale(ax, d[c])
+            ax.set_xlabel(c if i == len(metrics) - 1 else '')
+            ax.set_ylabel(m if j == 0 else '')
+            ax.grid(alpha=.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][0].get_legend().remove()
+    fig.legend(handles, labels, loc='lower center', ncol=min(len(labels), 5), fontsize=9, frameon=False)
+    _save(fig, path, rect=(0, .6/fig.get_figheight(), 1, 1))
     return path
 
-def _save(fig, path:Path):
-    "Save `fig` as the report's PNG and close it."
+def _save(fig, path:Path, rect=(0, 0, 1, 1)):
+    "Save `fig` as the report's PNG and close it; `rect`: the part of the figure the axes fill (room for a legend)."
     import matplotlib.pyplot as plt
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -195,6 +217,67 @@ def plot_loss_curves(results, path:Path):
         ax.legend(fontsize=6)
     for ax in axes.flat[len(settings):]: ax.axis('off')
     axes[0][0].set_ylabel('loss')
+    _save(fig, path)
+    return path
+
+
+# %% ../nbs/18_report.ipynb #5165987f
+def attribute_errors(sweep_dir:Path|str, results:list[dict]):
+    "Long frame (setting, kind: dropped/invented, key, products, scored, rate) from the runs' `predictions.jsonl`."
+    import pandas as pd
+    rows, n, no_file = [], {}, []
+    for r in results:
+        f = Path(sweep_dir)/'runs'/r['run_id']/'predictions.jsonl'
+        if not f.exists():
+            no_file.append(r['run_id'])
+            continue
+        for line in f.read_text(encoding='utf-8').splitlines():
+            x = json.loads(line) if line.strip() else {}
+            if 'missing' not in x: continue   # scored without attributes
+            n[r['setting']] = n.get(r['setting'], 0) + 1
+            rows.append((r['setting'], 'dropped', {k for k, _ in x['missing']}))
+            rows.append((r['setting'], 'invented', {h['key'] for h in x.get('hallucinated') or []}))
+    if not n: return None
+    keys = sorted({k for *_, ks in rows for k in ks})
+    count = {}
+    for s, kind, ks in rows:
+        for k in ks: count[s, kind, k] = count.get((s, kind, k), 0) + 1
+    out = pd.DataFrame([{'setting': s, 'kind': kind, 'key': k, 'products': count.get((s, kind, k), 0), 'scored': n[s],
+                         'rate': count.get((s, kind, k), 0) / n[s]}
+                        for s in n for kind in ('dropped', 'invented') for k in keys],
+                       columns=['setting', 'kind', 'key', 'products', 'scored', 'rate'])
+    out.attrs['runs_without_predictions'] = no_file
+    return out
+
+def attribute_error_tables(errs, top:int=12) -> dict:
+    "{'dropped': frame, 'invented': frame}: rate per key (the `top` keys by both rates summed) and setting (columns)."
+    settings = list(dict.fromkeys(errs['setting']))
+    tot = errs.groupby('key')['rate'].sum()
+    keys = sorted(tot.index, key=lambda k: (-tot[k], k))[:top]
+    return {kind: errs[errs['kind'] == kind].pivot(index='key', columns='setting', values='rate')
+                  .reindex(index=keys, columns=settings) for kind in ('dropped', 'invented')}
+
+
+# %% ../nbs/18_report.ipynb #e070c1aa
+def plot_attribute_errors(tables:dict, path:Path):
+    "Heatmaps of `attribute_error_tables`: % of products that drop (left) / invent (right) a value of each key."
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    t0 = next(iter(tables.values()))
+    if t0.empty: return None
+    nk, ns = t0.shape
+    vmax = max(100 * float(t.max().max()) for t in tables.values()) or 1.0
+    fig, axes = plt.subplots(1, 2, figsize=(2.6 + 2 * (.9*ns + 1.2), 1.4 + .38*nk), sharey=True)
+    titles = {'dropped': 'dropped: % of products missing\na value of the key',
+              'invented': 'invented: % of products stating a value\nof the key the input lacks'}
+    for k, (ax, (kind, t)) in enumerate(zip(axes, tables.items())):
+        sns.heatmap(100 * t, annot=True, fmt='.0f', cmap='Reds', vmin=0, vmax=vmax, linewidths=.5, ax=ax,
+                    cbar=k == 1, cbar_kws={'label': '% of products'}, annot_kws={'fontsize': 8})
+        ax.set_title(titles.get(kind, kind), fontsize=10)
+        ax.set_xlabel('')
+        ax.set_ylabel('attribute key' if k == 0 else '')
+        ax.tick_params(axis='x', labelrotation=30)
+        for lab in ax.get_xticklabels(): lab.set_ha('right')
     _save(fig, path)
     return path
 
@@ -369,7 +452,8 @@ def _failures_frame(failures:list):
 # %% ../nbs/18_report.ipynb #f93fa56a
 def report_sections(sweep_dir:Path, results:list, failures:list, summary, plots:list, meta:dict,
                     n_samples:int=4) -> list:
-    "The report's sections after its intro, for both formats: `(heading, blocks)`, the empty ones left out."
+    "The report's sections after its intro, for both formats: `(heading, blocks)`, the empty ones left out; "
+    "`plots`: (caption, png, a sentence on how to read it or None)."
     anchors = (meta.get('config') or {}).get('anchors') or []
     anote = '; '.join(f"**{a['name']}** {a['bleu']} BLEU: {a.get('note', '')}".rstrip(': ') for a in anchors) + '.'
     table = display_table(summary) if summary is not None else None
@@ -386,7 +470,7 @@ def report_sections(sweep_dir:Path, results:list, failures:list, summary, plots:
             if unseen is not None else None,
             ('Decoding settings scored on the validation split', [('text', _VALIDATION_NOTE), ('table', vtab, 'r')])
             if vtab is not None else None,
-            *[(cap, [('image', cap, p)]) for cap, p in plots],
+            *[(cap, [('text', note)] * bool(note) + [('image', cap, p)]) for cap, p, note in plots],
             ('Sample outputs (test split)', [('table', samples, 'l')]) if samples is not None else None,
             ('Failed runs', [('table', _failures_frame(failures), 'l')]) if failures else None,
             ('Environment', [('list', [f'**{k}**: {v}' for k, v in _env_lines(results, meta)])]),
@@ -437,8 +521,28 @@ def render_html(title:str, intro:str, sections:list) -> str:
     return '\n'.join(h)
 
 # %% ../nbs/18_report.ipynb #f7145493
+_COST_NOTE = ('One point per run, colour and marker by setting; up and to the left is better (more quality for less '
+              'cost). Runs that train nothing (zero-shot, few-shot, the untuned base) sit at 0, the left edge of the '
+              'train-time and parameter panels: there the axis is linear up to the decade below the smallest other '
+              'cost and logarithmic above it.')
+_ATTR_NOTE = ("Rows: the attribute keys with the most errors over all settings (at most 12); columns: settings. Left: "
+              "% of the setting's scored test products (seeds pooled) whose description misses a value of the key; "
+              "right: % whose description states a value of the key that the input does not have. Darker is worse. "
+              "From each run's `predictions.jsonl` (`descgen.faithfulness.attribute_score`).")
+
+def _attribute_plot(sweep_dir:Path, results:list):
+    "(caption, png, note) of the dropped / invented attribute heatmap, or None when no run kept its predictions."
+    errs = attribute_errors(sweep_dir, results)
+    if errs is None: return None
+    p = plot_attribute_errors(attribute_error_tables(errs), sweep_dir/'attribute_errors.png')
+    if p is None: return None
+    lost = errs.attrs['runs_without_predictions']
+    note = _ATTR_NOTE + (f' {len(lost)} run(s) without a predictions.jsonl left out: {", ".join(lost)}.'
+                         if lost else '')
+    return 'Attribute keys each setting drops or invents', p, note
+
 def _summary_files(sweep_dir:Path, results:list) -> tuple:
-    "(summary table, {name: path}, [(caption, png)]): writes summary.csv and the plots of the runs."
+    "(summary table, {name: path}, [(caption, png, note)]): writes summary.csv and the plots of the runs."
     if not results: return None, {}, []
     df = results_frame(results)
     summ = summary_table(df)
@@ -446,13 +550,17 @@ def _summary_files(sweep_dir:Path, results:list) -> tuple:
     flat.columns = [f'{a} {b}'.strip() for a, b in flat.columns]
     flat.to_csv(sweep_dir/'summary.csv')
     paths, plots = {'csv': sweep_dir/'summary.csv'}, []
-    q = plot_quality_vs_params(df, results, sweep_dir/'quality_vs_params.png')
-    if q: plots.append(('Quality versus trainable parameters (one point per run; log scale)', q))
+    q = plot_quality_vs_cost(df, sweep_dir/'quality_vs_cost.png')
+    if q: plots.append(('Quality versus cost (train time, trainable parameters, peak memory)', q, _COST_NOTE))
     if q: paths['quality_png'] = q
+    a = _attribute_plot(sweep_dir, results)
+    if a: plots.append(a)
+    if a: paths['attributes_png'] = a[1]
     l = plot_loss_curves(results, sweep_dir/'loss_curves.png')
-    if l: plots.append(('Training (solid) and validation (dashed) loss', l))
+    if l: plots.append(('Training (solid) and validation (dashed) loss', l, None))
     if l: paths['loss_png'] = l
     return summ, paths, plots
+
 
 # %% ../nbs/18_report.ipynb #98e4d39e
 def build_report(sweep_dir:Path|str, *, title:str|None=None, n_samples:int=4) -> dict:
