@@ -43,7 +43,7 @@ def test_demo_report_in_chromium(chromium, tmp_path):
     assert unseen['headers'][:2] == ['split', 'key'] and unseen['rows'] >= 1
     assert samples['headers'][:2] == ['attributes', 'reference'] and samples['rows'] >= 1
     # every <img> of the HTML loaded and shown
-    assert len(r['images']) == REPORT.read_text().count('<img ') == 2
+    assert len(r['images']) == REPORT.read_text().count('<img ') == 3
     assert not r['broken_images'], r['broken_images']
     assert all(i['visible'] and i['naturalWidth'] > 100 and i['alt'] for i in r['images']), r['images']
     assert _png_size(tmp_path/'shot.png') == (1280, 900)
