@@ -82,3 +82,17 @@ def test_slurm_parameters_from_config_and_flags(tmp_path, capsys):
     if shutil.which('srun') is None:                          # this machine is no cluster: said, not a traceback
         assert main(['sweep', str(cfg), '--out', str(out), '--executor', 'slurm']) == 2
         assert 'no SLURM on this machine' in capsys.readouterr().err
+
+def test_a_job_that_dies_is_a_failed_run(tmp_path):
+    "A job killed under the run (time limit, memory, node): failure.json says JobError with submitit's message."
+    import os, submitit
+    from descgen.sweep import _job_record, run_status
+    ex = submitit.AutoExecutor(folder=tmp_path/'slurm', cluster='local')
+    ex.update_parameters(timeout_min=1)
+    job = ex.submit(os._exit, 3)                              # the job's process dies without a result
+    rd = tmp_path/'runs'/'r1'
+    rd.mkdir(parents=True)
+    (rd/RUNREC).write_text(json.dumps({'id': 'r1', 'status': 'running'}))   # as execute_run leaves it
+    rec = _job_record(job, {'id': 'r1', 'label': 'l', 'params': {}}, rd)
+    assert rec['status'] == 'failed' and rec['error'] == 'JobError' and rec['job_id'] == job.job_id
+    assert run_status(rd) == 'failed' and json.loads((rd/FAILURE).read_text())['job_log'] == str(job.paths.stderr)
