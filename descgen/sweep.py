@@ -4,20 +4,20 @@
 
 # %% ../nbs/20_sweep.ipynb #7af22dc6
 from __future__ import annotations
-import argparse, ctypes, fcntl, itertools, json, os, shlex, shutil, signal, subprocess, sys, tempfile, time
+import argparse, fcntl, itertools, json, os, shlex, subprocess, sys, time
 from pathlib import Path
 from fastcore.script import Param
-from .core import (DescgenError, atomic_write_json, canonical_json, stable_hash, project_root, git_commit,
-                          run_cli)
+from .core import DescgenError, atomic_write_json, canonical_json, stable_hash, git_commit, run_cli
 from .report import build_report
+# The run chapter, re-exported: `descgen.sweep.execute_run` and the worker entry point keep working.
+from .runs import *
+from .runs import _set_pdeathsig, _set_pgrp
 # The experiment chapter, re-exported: the experiment notebook imports these from `descgen.sweep`.
 from .experiment import *
-from .experiment import RESULTS
 
 # %% auto #0
-__all__ = ['CONFIG_KEYS', 'EXECUTORS', 'FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'JOBREC', 'SLURM_KEYS', 'load_config',
-           'expand_runs', 'IPCKernelManager', 'execute_run', 'resolve_notebook', 'check_parameters', 'run_status',
-           'run_sweep', 'summarize', 'format_summary', 'slurm_parameters', 'sweep_cli']
+__all__ = ['CONFIG_KEYS', 'EXECUTORS', 'SLURM_KEYS', 'load_config', 'expand_runs', 'run_sweep', 'summarize', 'format_summary',
+           'slurm_parameters', 'sweep_cli']
 
 # %% ../nbs/20_sweep.ipynb #8b0eb105
 CONFIG_KEYS = {'name', 'notebook', 'base', 'grid', 'runs', 'seeds', 'jobs', 'timeout', 'kernel', 'description',
@@ -82,139 +82,6 @@ def expand_runs(cfg:dict) -> list[dict]:
                      'label': setting + (f' seed={p["seed"]}' if 'seed' in p else ''), 'params': p})
     return runs
 
-# %% ../nbs/20_sweep.ipynb #72c54eda
-def _ipc_dir() -> str:
-    base = tempfile.gettempdir()
-    if len(base) > 60: base = '/tmp'
-    return tempfile.mkdtemp(prefix='dgk-', dir=base)
-
-try:
-    from jupyter_client.manager import KernelManager as _KM
-except ImportError: _KM = object  # papermill not installed: sweeps cannot run, the rest of the module still imports
-
-class IPCKernelManager(_KM):
-    "A jupyter_client `KernelManager` whose kernel listens on Unix-domain sockets in its own private folder."
-    def __init__(self, *args, **kwargs):
-        if os.name == 'posix' and 'connection_file' not in kwargs:
-            import weakref
-            d = _ipc_dir()
-            kwargs.setdefault('transport', 'ipc')
-            kwargs['connection_file'] = os.path.join(d, 'kernel.json')
-            super().__init__(*args, **kwargs)
-            weakref.finalize(self, shutil.rmtree, d, True)
-        else: super().__init__(*args, **kwargs)
-
-# %% ../nbs/20_sweep.ipynb #a8bb84d0
-FAILURE, RUNREC, NOTEBOOK, LOG, JOBREC = 'failure.json', 'run.json', 'notebook.ipynb', 'log.txt', 'job.json'
-
-def _error_summary(e:BaseException) -> dict:
-    "name / message / cell of a papermill execution error (or any exception)."
-    out = {'error': type(e).__name__, 'message': str(e).strip()[-2000:]}
-    if hasattr(e, 'ename'):
-        out.update(error=e.ename, message=str(e.evalue)[-2000:], cell=getattr(e, 'exec_count', None))
-    return out
-
-def execute_run(run:dict, run_dir:Path|str, notebook:Path|str, *, kernel:str='python3', timeout:float|None=None,
-                cwd:Path|str|None=None) -> dict:
-    "Execute `notebook` with `run['params']` (+ `out_dir`) into `run_dir`; returns the run record (also `run.json`)."
-    import papermill as pm
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(run_dir/'.lock', 'w')
-    fcntl.flock(lock, fcntl.LOCK_EX)  # waits while another process runs this run
-    try:
-        if (run_dir/RESULTS).exists():
-            return {'id': run['id'], 'status': 'skipped', 'reason': 'finished by another process'}
-        for f in (FAILURE, RESULTS): (run_dir/f).unlink(missing_ok=True)
-        rec = {'id': run['id'], 'label': run.get('label'), 'setting': run.get('setting'), 'params': run['params'],
-               'notebook': str(notebook), 'started': time.time(), 'pid': os.getpid()}
-        atomic_write_json(run_dir/RUNREC, {**rec, 'status': 'running'})
-        params = {**run['params'], 'out_dir': str(run_dir.resolve())}
-        t0, err = time.perf_counter(), None
-        with open(run_dir/LOG, 'w', encoding='utf-8') as log:
-            try:
-                pm.execute_notebook(str(notebook), str(run_dir/NOTEBOOK), parameters=params, kernel_name=kernel,
-                                    cwd=str(cwd) if cwd else None, progress_bar=False, log_output=False,
-                                    stdout_file=log, stderr_file=log, request_save_on_cell_execute=True,
-                                    execution_timeout=timeout, start_timeout=120,
-                                    kernel_manager_class=IPCKernelManager)
-            except BaseException as e:  # also KeyboardInterrupt: recorded, then re-raised below
-                err = e
-        rec.update(wall_s=round(time.perf_counter() - t0, 3), finished=time.time())
-        if err is None and not (run_dir/RESULTS).exists():
-            err = DescgenError(f'{notebook} finished without writing {run_dir/RESULTS}')
-        if err is not None:
-            rec.update(status='failed', **_error_summary(err))
-            atomic_write_json(run_dir/FAILURE, rec)
-        else:
-            res = json.loads((run_dir/RESULTS).read_text(encoding='utf-8'))
-            work = res.get('work_s')
-            rec.update(status='ok', work_s=work, import_s=res.get('import_s'),
-                       overhead_s=round(rec['wall_s'] - work, 3) if work is not None else None)
-        atomic_write_json(run_dir/RUNREC, rec)
-        if isinstance(err, KeyboardInterrupt): raise err
-        return rec
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
-
-def _worker_main(argv:list[str]) -> int:
-    "Entry of a worker process: `python -c ... run.json-spec`; the spec is a JSON file written by the sweep."
-    spec = json.loads(Path(argv[0]).read_text(encoding='utf-8'))
-    rec = execute_run(spec['run'], spec['run_dir'], spec['notebook'], kernel=spec.get('kernel', 'python3'),
-                      timeout=spec.get('timeout'), cwd=spec.get('cwd'))
-    return 0 if rec['status'] in ('ok', 'skipped') else 1
-
-# %% ../nbs/20_sweep.ipynb #71897297
-def _set_pdeathsig():
-    "In the child, before exec: die with SIGKILL when the parent (the sweep) dies (Linux); a process group of its own."
-    try:
-        libc = ctypes.CDLL('libc.so.6', use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError: pass
-    os.setpgrp()  # Ctrl-C in the terminal reaches the sweep only; it then stops its workers
-
-def _set_pgrp(): os.setpgrp()
-
-
-# %% ../nbs/20_sweep.ipynb #8b6e2e00
-def resolve_notebook(cfg:dict, notebook:str|None=None) -> Path:
-    "The experiment notebook: absolute, else relative to the project root, the config's folder, or cwd."
-    nb = notebook or cfg.get('notebook') or 'nbs/experiments/finetune.ipynb'
-    p = Path(nb).expanduser()
-    if p.is_absolute(): cands = [p]
-    else:
-        cfg_dir = Path(cfg['_path']).parent if cfg.get('_path') else Path.cwd()
-        roots = [project_root(cfg_dir), project_root(), cfg_dir, Path.cwd()]
-        cands = [r/p for r in roots if r is not None]
-    for c in cands:
-        if c.is_file(): return c.resolve()
-    looked = ', '.join(map(str, cands))
-    raise DescgenError(f"{cfg.get('_path', 'config')}: notebook `{nb}` not found (looked at {looked})")
-
-
-# %% ../nbs/20_sweep.ipynb #d9152bc8
-def check_parameters(runs:list[dict], notebook:Path, where:str='config') -> list[str]:
-    "Names of the notebook's `parameters` cell; a run parameter the notebook does not declare is an error."
-    import papermill as pm
-    declared = set(pm.inspect_notebook(str(notebook)))
-    if not declared: raise DescgenError(f'{notebook}: no cell tagged `parameters`')
-    unknown = sorted({k for r in runs for k in r['params']} - declared)
-    if unknown:
-        raise DescgenError(f'{where}: parameter(s) {unknown} are not declared in the parameters cell of {notebook} '
-                           f'(it declares {sorted(declared)})')
-    return sorted(declared)
-
-
-# %% ../nbs/20_sweep.ipynb #a223afa3
-def run_status(run_dir:Path) -> str:
-    "'done' (results.json), 'failed' (failure.json), 'incomplete' (started, not finished) or 'pending'."
-    if (run_dir/RESULTS).exists(): return 'done'
-    if (run_dir/FAILURE).exists(): return 'failed'
-    if (run_dir/RUNREC).exists(): return 'incomplete'
-    return 'pending'
-
-
 # %% ../nbs/20_sweep.ipynb #c5e4cba1
 def run_sweep(config:Path|str|dict, out:Path|str, *, jobs:int|None=None, dry_run:bool=False, report:bool=True,
               progress:bool=True, notebook:str|None=None, command:str|None=None, executor:str='local',
@@ -270,7 +137,7 @@ def _worker_env(jobs:int) -> dict:
     return env
 
 # %% ../nbs/20_sweep.ipynb #8a1a046d
-_WORKER = 'import sys; from descgen.sweep import _worker_main; sys.exit(_worker_main(sys.argv[1:]))'
+_WORKER = 'import sys; from descgen.runs import _worker_main; sys.exit(_worker_main(sys.argv[1:]))'
 
 def _run_spec(r:dict, out:Path, nb:Path, cfg:dict) -> dict:
     "What a worker (or a SLURM job) needs to execute run `r`; also written to `out/runs/<id>/.worker.json`."

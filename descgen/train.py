@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_finetune.ipynb #740a3d48
 from __future__ import annotations
-import argparse, json, math, os, re, shutil, sys, time, zipfile
+import argparse, json, math, os, shutil, time
 from pathlib import Path
 from types import SimpleNamespace
 from fastcore.docments import docments
@@ -14,12 +14,11 @@ from .data import prepare, load_split, tokenize_products, make_collator
 from .models import DEFAULT_BASE, build_base, kit_base_spec, load_model, model_kind
 # The methods chapter, re-exported: `from descgen.train import TrainConfig, apply_method` keeps working.
 from .methods import *
-count_params = param_summary   # the old name, still imported by descgen.bench
+from .checkpoints import last_complete_checkpoint
 # descgen.loss is imported where it is used: it imports torch, and `import descgen.train` stays light
 
 # %% auto #0
-__all__ = ['count_params', 'resolve_base', 'val_token_loss', 'checkpoint_problem', 'last_complete_checkpoint', 'finetune',
-           'load_trained', 'merge_adapter', 'train_cli']
+__all__ = ['resolve_base', 'val_token_loss', 'finetune', 'load_trained', 'merge_adapter', 'train_cli']
 
 # %% ../nbs/12_finetune.ipynb #90af3aa3
 def _resolve_data(data_dir) -> Path:
@@ -267,84 +266,6 @@ def _write_config(out:Path, key:dict, cfg:TrainConfig, kind:str, prec:str|None, 
     atomic_write_json(out/'config.json', resolved)
     atomic_write_text(out/'config.yaml', yaml.safe_dump(resolved, sort_keys=False))
     if (data_dir/'data_card.json').exists(): shutil.copy(data_dir/'data_card.json', out/'data_card.json')
-
-# %% ../nbs/12_finetune.ipynb #dc66a279
-def _whole_safetensors(p:Path) -> bool:
-    "A whole safetensors file: the header parses and the file is exactly header plus the tensors' bytes."
-    try:
-        with open(p, 'rb') as f:
-            n = int.from_bytes(f.read(8), 'little')
-            if not 0 < n < 100_000_000: return False
-            meta = json.loads(f.read(n))
-        end = max((v['data_offsets'][1] for k, v in meta.items() if k != '__metadata__'), default=0)
-        return p.stat().st_size == 8 + n + end
-    except (OSError, ValueError, KeyError, TypeError, IndexError): return False
-
-def _whole_torch_file(p:Path) -> bool:
-    "A whole `torch.save` file: a zip archive whose central directory (its last bytes) reads."
-    try:
-        with zipfile.ZipFile(p) as z: return bool(z.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError): return False
-
-
-# %% ../nbs/12_finetune.ipynb #3cb27100
-def _weights_problem(ck:Path) -> str|None:
-    "Why the weights of checkpoint `ck` are not whole (None: they are): single file, adapter, or sharded index."
-    for name in ('model.safetensors', 'adapter_model.safetensors'):
-        if (ck/name).exists(): return None if _whole_safetensors(ck/name) else f'{name} truncated'
-    idx = ck/'model.safetensors.index.json'
-    if not idx.exists(): return 'no weights file'
-    try: shards = sorted(set(json.loads(idx.read_text(encoding='utf-8'))['weight_map'].values()))
-    except (OSError, ValueError, KeyError, AttributeError): return f'{idx.name} unreadable'
-    bad = [s for s in shards if not _whole_safetensors(ck/s)]
-    return f'{bad[0]} missing or truncated' if bad else None
-
-def checkpoint_problem(ck) -> str|None:
-    """Why the Trainer checkpoint folder `ck` (`checkpoint-N`) is not complete, or None when it is: a readable
-    `trainer_state.json` at step N (the Trainer writes it last), whole weights, optimizer, scheduler and RNG state."""
-    ck = Path(ck)
-    try:
-        if not any(ck.iterdir()): return 'empty folder'
-        st = ck/'trainer_state.json'
-        if not st.exists(): return 'trainer_state.json missing'
-        try: step = json.loads(st.read_text(encoding='utf-8'))['global_step']
-        except (ValueError, KeyError, TypeError): return 'trainer_state.json unreadable'
-        if ck.name != f'checkpoint-{step}': return f'trainer_state.json is at step {step}'
-        if (why := _weights_problem(ck)): return why
-        for f in ('optimizer.pt', 'scheduler.pt'):
-            if not _whole_torch_file(ck/f): return f'{f} missing or truncated'
-        rng = sorted(ck.glob('rng_state*.pth'))
-        bad = [p.name for p in rng if not _whole_torch_file(p)]
-        return 'rng_state.pth missing' if not rng else f'{bad[0]} truncated' if bad else None
-    except OSError as e: return f'unreadable ({type(e).__name__}: {e})'
-
-
-# %% ../nbs/12_finetune.ipynb #e1c74939
-def last_complete_checkpoint(folder, move_aside:bool=True) -> Path|None:
-    """The newest complete `checkpoint-N` in `folder` (None when there is none). With `move_aside`, each incomplete
-    one is renamed to `<folder>/../partial_checkpoints/checkpoint-N.partial-<time>`, and said on stderr."""
-    folder = Path(folder)
-    if not folder.is_dir(): return None
-    cks = sorted((p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r'checkpoint-\d+', p.name)),
-                 key=lambda p: int(p.name.split('-')[1]))
-    last = None
-    for ck in cks:
-        why = checkpoint_problem(ck)
-        if why is None:
-            last = ck
-            continue
-        if not move_aside: continue
-        aside = folder.parent/'partial_checkpoints'
-        aside.mkdir(exist_ok=True)
-        dest, k = aside/f"{ck.name}.partial-{time.strftime('%Y%m%dT%H%M%S')}", 1
-        while dest.exists(): dest, k = dest.with_name(f'{dest.name.split("~")[0]}~{k}'), k + 1
-        try: ck.rename(dest)
-        except FileNotFoundError: continue   # another process moved it
-        print(f'descgen: {ck} is an incomplete checkpoint ({why}): moved aside to {dest}', file=sys.stderr)
-    if cks and last is None:
-        print(f'descgen: no complete checkpoint in {folder}: training starts again from step 0', file=sys.stderr)
-    return last
-
 
 # %% ../nbs/12_finetune.ipynb #205834af
 def _train_and_save(trainer, out:Path) -> dict:
