@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #d97121ea
 from __future__ import annotations
-import hashlib, json, shutil, tempfile, time
+import hashlib, json, re, shutil, sys, tempfile, time
 from collections import Counter
 from pathlib import Path
 from fastcore.script import Param
@@ -20,13 +20,17 @@ from .products import _stats
 from .recipes import _recipe_options, _file_fingerprint, _real_files
 
 # %% auto #0
-__all__ = ['DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'prepare', 'load_split', 'load_card', 'tokenize_products',
-           'make_collator', 'token_length_stats', 'add_token_stats', 'prepare_cli']
+__all__ = ['DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'SHARED_REPORT', 'SHARED_STRIP', 'SHARED_WARN', 'sentences',
+           'shared_sentences', 'strip_shared', 'repetition_warnings', 'prepare', 'load_split', 'load_card',
+           'tokenize_products', 'make_collator', 'token_length_stats', 'add_token_stats', 'prepare_cli']
 
 # %% ../nbs/06_data.ipynb #985c1b36
 DATA_VERSION = 2   # 2: data card lists input values unseen in training
 SPLITS = ('train', 'validation', 'test')
 DEFAULT_FRACTIONS = {'train': 0.8, 'validation': 0.1, 'test': 0.1}
+SHARED_REPORT = 0.05  # the data card lists sentences / openings shared by at least this share of products
+SHARED_STRIP = 0.2    # prepare's default: sentences shared by more than this share of products are removed
+SHARED_WARN = 0.05    # prepare warns when one reference is more than this share of a split's references
 
 # %% ../nbs/06_data.ipynb #9fff61dd
 def _resolve_dataset(dataset) -> tuple:
@@ -41,7 +45,8 @@ def _resolve_dataset(dataset) -> tuple:
     raise DescgenError(f"unknown dataset {ds!r}: use one of {names} or a .csv/.jsonl/.parquet path")
 
 # %% ../nbs/06_data.ipynb #0a82012b
-def _prepare_config(dataset, seed:int, delex, fractions:dict|None, arrow:bool, opts:dict) -> dict:
+def _prepare_config(dataset, seed:int, delex, fractions:dict|None, arrow:bool, opts:dict,
+                    strip_shared:float=SHARED_STRIP) -> dict:
     "The recipe, its source path and the full configuration of a `prepare` call (options checked, defaults filled in)."
     name, path = _resolve_dataset(dataset)
     R = RECIPES[name]
@@ -58,6 +63,7 @@ def _prepare_config(dataset, seed:int, delex, fractions:dict|None, arrow:bool, o
     if name in ('e2e', 'myntra'): files = _real_files(name)
     config = {'dataset': name, 'seed': seed, 'delex': sorted(delex) if delex else [],
               'fractions': dict(fractions or DEFAULT_FRACTIONS), 'options': opts, 'arrow': arrow,
+              'strip_shared': strip_shared,
               'version': DATA_VERSION, 'sources': [_file_fingerprint(f) for f in files]}
     return {'recipe': R, 'path': path, 'config': config, 'hash': stable_hash(config)}
 
@@ -73,6 +79,12 @@ def _delex_all(res:dict, delex:list, log:CardLog) -> dict:
             'a delexicalised value does not occur verbatim in a reference (left as written)',
             n=st['value_not_in_reference'])
     return res
+
+def _strip_all(res:dict, min_share:float, log:CardLog) -> dict:
+    "`res` with shared sentences stripped (`strip_shared`), counted over all its products; a recipe's splits kept."
+    if not res.get('splits'): return {**res, 'products': strip_shared(res['products'], min_share, log)}
+    allp = [p for v in res['splits'].values() for p in v]
+    return {**res, 'splits': {k: strip_shared(v, min_share, log, within=allp) for k, v in res['splits'].items()}}
 
 # %% ../nbs/06_data.ipynb #822fdfea
 def _checked_splits(res:dict, name:str, fractions:dict, seed:int, log:CardLog) -> dict:
@@ -90,6 +102,82 @@ def _checked_splits(res:dict, name:str, fractions:dict, seed:int, log:CardLog) -
             if seen.setdefault(input_key(p), k) != k:
                 raise RuntimeError(f'input {input_key(p)[:80]!r} is in both {seen[input_key(p)]} and {k}')
     return splits
+
+# %% ../nbs/06_data.ipynb #3281b72c
+_SENT_SEP = re.compile(r'((?<=[.!?])\s+(?=[A-Z"\'(])|(?<=[。！？]))')
+
+def sentences(text:str) -> list:
+    "The sentences of `text`: English ones end at . ! ? before a capital, Chinese ones at 。！？."
+    return [s.strip() for s in _SENT_SEP.split(str(text))[::2] if s.strip()]
+
+def _skey(s:str) -> str: return ' '.join(s.lower().split())
+
+# %% ../nbs/06_data.ipynb #4d9a86b4
+def _sentence_counts(products:list, opening_words:int=4) -> tuple:
+    "(sentence counts, opening counts, first spelling of each): each counted once per product."
+    sc, oc, ex = Counter(), Counter(), {}
+    for p in products:
+        ss = {}
+        for r in p.references:
+            for s in sentences(r): ss.setdefault(_skey(s), s)
+        for k, s in ss.items(): ex.setdefault(k, s)
+        sc.update(ss.keys())
+        oc.update({' '.join(k.split()[:opening_words]) for k in ss if len(k.split()) > opening_words})
+    return sc, oc, ex
+
+def shared_sentences(products:list, min_share:float=SHARED_REPORT, min_products:int=3, top:int=10) -> dict:
+    "Sentences and sentence openings shared by at least `min_share` of `products` (and `min_products`), most first."
+    n = len(products)
+    sc, oc, ex = _sentence_counts(products)
+    lim = max(min_products, min_share * n)
+    rows = lambda c, txt: [{'text': txt(k), 'products': v, 'share': round(v / n, 4)}
+                           for k, v in c.most_common(top) if v >= lim]
+    return {'products': n, 'min_share': min_share, 'sentences': rows(sc, ex.get), 'openings': rows(oc, str)}
+
+# %% ../nbs/06_data.ipynb #2c690443
+def strip_shared(products:list, min_share:float, log:CardLog, min_products:int=3, within:list|None=None) -> list:
+    "`products` without the sentences more than `min_share` of them (or of `within`) share (counted; 0: off)."
+    log.declare('shared_sentences', 'alter',
+                f'sentences shared by more than {min_share:.0%} of products removed (boilerplate)')
+    log.declare('shared_sentences_only', 'drop', 'a reference made only of shared sentences')
+    if not min_share or not products: return products
+    within = products if within is None else within
+    sc = _sentence_counts(within)[0]
+    shared = {k for k, v in sc.items() if v > min_share * len(within) and v >= min_products}
+    if not shared: return products
+    out = []
+    for p in products:
+        refs = []
+        for r in p.references:
+            parts = _SENT_SEP.split(r)
+            new = ''.join(parts[i] + (parts[i + 1] if i + 1 < len(parts) else '') for i in range(0, len(parts), 2)
+                          if _skey(parts[i]) not in shared).strip()
+            ex = {'id': p.id, 'before': r[:200], 'after': new[:200]}
+            if not new: log.add('shared_sentences_only', 'drop', example=ex)
+            else:
+                if new != r: log.add('shared_sentences', 'alter', example=ex)
+                refs.append(new)
+        if refs: out.append(Product(p.id, p.attributes, refs, p.category, p.lang, p.source, p.meta))
+    return out
+
+# %% ../nbs/06_data.ipynb #af10ef42
+def repetition_warnings(splits:dict, ref_share:float=SHARED_WARN, sent_share:float=SHARED_STRIP) -> list:
+    "Warnings for each split whose most common reference or sentence covers too much of it."
+    W = []
+    for sp, ps in splits.items():
+        refs = Counter(r for p in ps for r in p.references)
+        if refs:
+            r, k = refs.most_common(1)[0]
+            if k >= 3 and k > ref_share * sum(refs.values()):
+                W.append(f'{sp}: one reference is {k:,} of {sum(refs.values()):,} ({k / sum(refs.values()):.0%}): '
+                         f'{r[:80]!r}; consider --dedup description')
+        sc, _, ex = _sentence_counts(ps)
+        if sc:
+            s, k = sc.most_common(1)[0]
+            if k >= 3 and k > sent_share * len(ps):
+                W.append(f'{sp}: {k:,} of {len(ps):,} products ({k / len(ps):.0%}) share the sentence '
+                         f'{ex[s][:80]!r}; remove such sentences with --strip-shared')
+    return W
 
 # %% ../nbs/06_data.ipynb #3ed884f9
 def _make_card(name:str, R:dict, path, config:dict, h:str, res:dict, splits:dict, log:CardLog) -> dict:
@@ -146,6 +234,13 @@ def _card_markdown(card:dict) -> str:
                                'share': f"{100 * x['products_frac']:.1f}%", 'distinct values': n(x['values']),
                                'examples': ', '.join(map(str, x['examples']))}
                               for sp, d in un.items() for k, x in d.items()])]
+    sh = card.get('shared') or {}
+    for what in ('sentences', 'openings'):
+        if sh.get(what):
+            L += ['', f"## Shared {what} (at least {sh['min_share']:.0%} of products)", '',
+                  markdown_table([{'text': r['text'][:120], 'products': n(r['products']),
+                                   'share': f"{100 * r['share']:.1f}%"} for r in sh[what]])]
+    if card.get('warnings'): L += ['', '## Warnings', '', *[f'- {w}' for w in card['warnings']]]
     ex = [s for s in card['steps'] if s['examples']]
     if ex: L += ['', '## Examples of each step', '']
     L += [f"- **{s['step']}**: " + '; '.join(canonical_json(e)[:300] for e in s['examples'][:3]) for s in ex]
@@ -203,13 +298,13 @@ def _refuse_empty(out:Path, card:dict, dataset):
 
 # %% ../nbs/06_data.ipynb #604621eb
 def prepare(dataset:str='synthetic', out=None, *, seed:int=0, delex=False, fractions:dict|None=None, force:bool=False,
-            arrow:bool=False, **opts) -> Path:
-    "Run a dataset recipe, delexicalise (optional), split by input, write splits + data card to `out` (default: cache)."
+            arrow:bool=False, strip_shared:float=SHARED_STRIP, **opts) -> Path:
+    "Run a dataset recipe, strip shared sentences, delexicalise (optional), split by input, write splits + data card to `out` (default: cache)."
     if str(dataset) not in RECIPES and Path(str(dataset)).is_dir():  # an already prepared folder is returned as it is
         if not (Path(dataset)/'config.json').exists() or not (Path(dataset)/'train.jsonl').exists():
             raise DescgenError(f'{dataset}: a folder, but not one written by prepare (no config.json / train.jsonl)')
         return Path(dataset)
-    pc = _prepare_config(dataset, seed, delex, fractions, arrow, opts)
+    pc = _prepare_config(dataset, seed, delex, fractions, arrow, opts, strip_shared)
     config, h, R, path = pc['config'], pc['hash'], pc['recipe'], pc['path']
     name, delex = config['dataset'], config['delex']
     cached = out is None
@@ -218,10 +313,14 @@ def prepare(dataset:str='synthetic', out=None, *, seed:int=0, delex=False, fract
     t0 = time.perf_counter()
     log = CardLog()
     res = R['fn'](log, seed=seed, path=path, **config['options'])
+    res = _strip_all(res, strip_shared, log)
     if delex: res = _delex_all(res, delex, log)
     splits = _checked_splits(res, name, config['fractions'], seed, log)
     card = _make_card(name, R, path, config, h, res, splits, log)
     card['seconds'] = round(time.perf_counter() - t0, 2)
+    card['shared'] = shared_sentences([p for v in splits.values() for p in v])
+    card['warnings'] = repetition_warnings(splits)
+    for w in card['warnings']: print(f'warning: {w}', file=sys.stderr)
     if not card['products_out']: _refuse_empty(out, card, dataset)
     _write_prepared(out, cached, splits, card, {**config, 'hash': h}, arrow)
     return out
@@ -420,6 +519,7 @@ def _prepare_cmd(dataset:str='synthetic', # 'synthetic', 'e2e', 'myntra' or a .c
                  dedup:Param("duplicates dropped: 'exact' (same attributes and text), 'description' (same text, "
                              "case/punctuation/spacing ignored, myntra's default) or 'none'", str,
                              choices=['exact', 'description', 'none'])=None,
+                 strip_shared:float=SHARED_STRIP, # remove sentences shared by more than this share of products (0: off)
                  strict:bool=False, # catalog files: stop at the first bad row instead of dropping and counting it
                  opt:Param('any other recipe option as KEY=VALUE, the value read as JSON (repeatable)', str,
                            action='append')=None,
@@ -434,7 +534,7 @@ def _prepare_cmd(dataset:str='synthetic', # 'synthetic', 'e2e', 'myntra' or a .c
     delex = [k.strip() for k in delex_keys.split(',') if k.strip()] if delex_keys else delex
     t0 = time.perf_counter()
     folder = prepare(dataset, out, seed=seed, delex=delex, fractions=_parse_fractions(fractions) if fractions else None,
-                     force=force, arrow=format == 'arrow', **opts)
+                     force=force, arrow=format == 'arrow', strip_shared=strip_shared, **opts)
     _print_card_summary(folder, time.perf_counter() - t0)
     return 0
 
