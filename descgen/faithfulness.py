@@ -12,7 +12,7 @@ from .core import DescgenError
 from .products import Product
 
 # %% auto #0
-__all__ = ['attribute_kind', 'schema_from_products', 'attribute_score', 'faithfulness', 'attribute_reranker']
+__all__ = ['is_cjk', 'attribute_kind', 'schema_from_products', 'attribute_score', 'faithfulness', 'attribute_reranker']
 
 # %% ../nbs/14_faithfulness.ipynb #0c91fadb
 @lru_cache(maxsize=1 << 16)
@@ -36,9 +36,18 @@ def _finditer(pattern:str, text:str):
 def _numbers(s:str) -> list:
     return [float(x.replace(',', '')) for x in re.findall(_NUM, s) if any(ch.isdigit() for ch in x)]
 
+_CJK = re.compile('[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]')
+def is_cjk(text:str, threshold:float=0.5) -> bool:
+    "Whether most letters of `text` are CJK ideographs (Chinese text has no spaces between words)."
+    letters = [c for c in str(text) if c.isalpha()]
+    return bool(letters) and sum(1 for c in letters if _CJK.match(c)) / len(letters) > threshold
+
 @lru_cache(maxsize=1 << 16)
 def _words_rx(value:str) -> str:
-    "A pattern for a value's words in order: flexible spaces/hyphens between words, optional plural."
+    """A pattern for a value's words in order: flexible spaces/hyphens between words, optional plural.
+    A value with CJK characters is matched as a substring (Chinese has no word boundaries)."""
+    if _CJK.search(value):
+        return r'\s*'.join(re.escape(c) for c in _fold(value).strip() if not c.isspace()) or r'(?!x)x'
     toks = re.findall(r'[^\W_]+|[^\w\s]', _fold(value))
     if not toks: return r'(?!x)x'
     body = r'[\s\-_]*'.join(re.escape(t) for t in toks)
@@ -90,6 +99,10 @@ _NEG = re.compile(r"(?:\bnot|n't|\bno|\bnon|\bnever|\bun)\W*(?:\w+\W+){0,2}$")
 _YESNO = {'yes': True, 'true': True, 'y': True, '1': True, 'no': False, 'false': False, 'n': False, '0': False}
 _COLOURS = ('black white grey gray silver red maroon burgundy pink blue navy teal turquoise green olive yellow mustard '
             'orange brown beige cream tan khaki purple lavender violet gold peach charcoal').split()
+# Chinese colour names (ADGEN 颜色 values and common ones); a colour's hue is its characters less 色 and shade words
+_ZH_COLOURS = ('黑色 白色 灰色 红色 粉色 蓝色 绿色 黄色 紫色 棕色 咖啡色 卡其色 米色 橙色 金色 银色 杏色 驼色 藏青色 '
+               '酒红色 军绿色 墨绿色 姜黄色 藏蓝色 宝蓝色 粉红色 米白色').split()
+_ZH_NEG = re.compile(r'[不没无非未别](?:是|有|带|含|会|能)?\W{0,1}$')
 _CURRENCY = re.compile(r'(?:rs\.?|inr|₹|\$|£|€|usd|eur|gbp) ?(' + _NUM + r')'
                        r'|(' + _NUM + r') ?(?:rupees|dollars|pounds|euros)')
 
@@ -118,7 +131,7 @@ def attribute_kind(key:str, values=()) -> str:
     if key == 'familyFriendly' or (vals and all(v in _YESNO for v in vals)): return 'boolean'
     if key in ('name', 'near'): return 'name'
     k = _norm_key(key)
-    if 'colour' in k or 'color' in k: return 'colour'
+    if 'colour' in k or 'color' in k or k.endswith('色'): return 'colour'  # 颜色, 主色
     if 'price' in k or (vals and all(_CURRENCY.search(_fold(v)) for v in vals)): return 'price'
     if vals and all(_num_unit(v) for v in vals): return 'number'
     return 'text'
@@ -154,8 +167,8 @@ def _value_matches(key:str, value:str, kind:str, text:str) -> list:
         phrase = _FAMILY if key == 'familyFriendly' else _words_rx(re.sub(r'(?<=[a-z])(?=[A-Z])|_', ' ', key))
         out = []
         for m in _finditer(phrase, text):
-            before = text[max(0, m.start() - 40):m.start()].split('.')[-1]
-            neg = bool(_NEG.search(before)) or m.group(0).startswith(('adult', 'for adult', 'no '))
+            before = re.split(r'[.。，；！？]', text[max(0, m.start() - 40):m.start()])[-1]
+            neg = bool(_NEG.search(before) or _ZH_NEG.search(before)) or m.group(0).startswith(('adult', 'for adult', 'no '))
             out.append((m.start(), m.end(), 'no' if neg else 'yes'))
         return out
     if kind == 'price':
@@ -182,8 +195,13 @@ def _first_word(value:str) -> str:
     if w is None: w = _FIRST[value] = (re.findall(r'[^\W_]+|[^\w\s]', _fold(value)) or [''])[0]
     return w
 
+def _zh_hue(c:str) -> str: return re.sub('[色浅深淡亮暗纯]', '', c)
+
 def _consistent(kind:str, key:str, cls:str, input_classes:set) -> bool:
     if cls in input_classes: return True
+    if kind == 'colour' and _CJK.search(cls):  # shades of one hue agree (酒红色 ~ 红色, 黑白 ~ 白色)
+        hues = [_zh_hue(c) for c in input_classes if _CJK.search(c)]
+        return any(not h or set(h) & set(_zh_hue(cls)) for h in hues)  # 纯色/深色 (no hue) agree with any
     if kind == 'colour':
         w = set(cls.replace('gray', 'grey').split())
         return any(w & set(c.replace('gray', 'grey').split()) for c in input_classes)
@@ -202,16 +220,19 @@ def _class_of(kind:str, key:str, value:str) -> str:
     return v
 
 def _covered(spans:list, classes:list) -> list:
-    "Per input value, whether one of its `spans` has its class and is not strictly inside another value's longer span."
+    """Per input value, whether one of its `spans` has its class and is not strictly inside another value's longer span
+    (a Chinese value that ends the longer span is its head and counts: 阔腿裤 states 裤)."""
     def inside(i, s, e):
-        return any(j != i and s2 <= s and e <= e2 and (e2 - s2) > (e - s)
+        head = bool(_CJK.search(classes[i]))
+        return any(j != i and s2 <= s and e <= e2 and (e2 - s2) > (e - s) and not (head and e == e2)
                    for j, sp in enumerate(spans) for s2, e2, _ in sp)
     return [any(c == classes[i] and not inside(i, s, e) for s, e, c in spans[i]) for i in range(len(spans))]
 
 # %% ../nbs/14_faithfulness.ipynb #9b730819
 def _mentions(key:str, kind:str, values, t:str, text:str, input_classes:set) -> list:
     "Mentions (start, end, key, class) in folded `t` of `key`'s `values` (or colours, amounts) the input lacks."
-    vals = list(values) + (_COLOURS if kind == 'colour' else [])
+    zh = kind == 'colour' and (bool(_CJK.search(key)) or any(_CJK.search(str(v)) for v in values))
+    vals = list(values) + ((_ZH_COLOURS if zh else _COLOURS) if kind == 'colour' else [])
     if kind == 'boolean': vals = ['yes']  # one matcher finds both polarities
     seen, out = set(), []
     for v in vals:
