@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_catalogs.ipynb #e7edd3d9
 from __future__ import annotations
-import json, math, statistics
+import json, math, re, statistics, sys
 from collections import Counter, OrderedDict
 from pathlib import Path
 from .core import DescgenError
@@ -13,7 +13,7 @@ from .clean import CardLog, clean_text
 from .recipes import recipe, _codec, _count_blank_rows, _read_csv, _read_text, _row_checks
 
 # %% auto #0
-__all__ = ['parse_attribute_string', 'load_mapping']
+__all__ = ['parse_attribute_string', 'load_mapping', 'detect_lang']
 
 # %% ../nbs/05_catalogs.ipynb #6ffdf641
 def _csv_records(path:Path, encoding='utf-8', delimiter=None) -> tuple:
@@ -118,6 +118,18 @@ def parse_attribute_string(s:str, pair_sep:str='|', kv_sep:str=':') -> list:
     return out
 
 # %% ../nbs/05_catalogs.ipynb #f015cc9f
+_RUBY_ARROW = re.compile(r'("(?:[^"\\]|\\.)*")\s*=>\s*')
+
+def _lenient_json(s:str, lenient:bool=True):
+    "JSON, or (`lenient`) a Ruby-style hash `{\"k\"=>\"v\", \"n\"=>nil}`; neither: `ValueError`."
+    try: return json.loads(s)
+    except json.JSONDecodeError as e:
+        err = f'not valid JSON ({e.msg} at character {e.pos})'
+    if lenient and '=>' in s:
+        try: return json.loads(re.sub(r'(?<=[:\[,])\s*nil\b', ' null', _RUBY_ARROW.sub(r'\1: ', s)))
+        except json.JSONDecodeError: err += ', nor a {"key"=>"value"} hash'
+    raise ValueError(err)
+
 def _attrs_from_value(v, fmt, pair_sep, kv_sep) -> list:
     if isinstance(v, dict): items = list(v.items())
     elif isinstance(v, (list, tuple)):
@@ -127,9 +139,8 @@ def _attrs_from_value(v, fmt, pair_sep, kv_sep) -> list:
     else:
         s = str(v).strip()
         if fmt == 'json' or (fmt == 'auto' and s[:1] in '{['):
-            try: return _attrs_from_value(json.loads(s), 'kv', pair_sep, kv_sep)
-            except json.JSONDecodeError as e:
-                raise ValueError(f'not valid JSON ({e.msg} at character {e.pos})') from None
+            return _attrs_from_value(_lenient_json(s, fmt == 'auto'), 'kv', pair_sep, kv_sep)
+        if fmt == 'auto' and pair_sep not in s and ';' in s and kv_sep in s: pair_sep = ';'   # `k: v; k: v`
         return parse_attribute_string(s, pair_sep, kv_sep)
     out = []
     for k, x in items:
@@ -154,10 +165,10 @@ def _mapping_json(s:str):
 # %% ../nbs/05_catalogs.ipynb #de9e8b49
 _ATTR_SPEC_KEYS = {'column', 'format', 'pair_sep', 'kv_sep'}
 
-def _attr_spec_ok(v) -> bool:
-    "An attributes mapping: a column, a list of columns or {column, format, pair_sep, kv_sep}."
+def _attr_spec_ok(v, top:bool=True) -> bool:
+    "An attributes mapping: a column, {column, format, pair_sep, kv_sep}, or a list of these."
     col = lambda x: isinstance(x, str) and x.strip() != ''
-    if col(v) or (isinstance(v, list) and v and all(map(col, v))): return True
+    if col(v) or (top and isinstance(v, list) and v and all(_attr_spec_ok(x, False) for x in v)): return True
     return (isinstance(v, dict) and col(v.get('column')) and set(v) <= _ATTR_SPEC_KEYS
             and v.get('format', 'auto') in ('auto', 'json', 'kv')
             and all(col(v.get(k, '|')) for k in ('pair_sep', 'kv_sep')))
@@ -168,12 +179,14 @@ def _mapping_value_ok(k:str, v) -> bool:
     if k == 'attributes': return _attr_spec_ok(v)
     if k == 'rename': return isinstance(v, dict) and all(map(col, [*v, *v.values()]))
     if k == 'delimiter': return isinstance(v, str) and len(v) == 1
+    if k in ('category', 'lang') and isinstance(v, dict): return set(v) == {'const'} and col(v['const'])
     return col(v)   # id, category, lang, encoding: a name
 
 _MAPPING_EXPECTED = {
     'description': 'a column name or a list of column names', 'rename': 'an object {"old key": "new key", ...}',
-    'attributes': 'a column name, a list of column names or {"column": ..., "format": "json"|"kv"|"auto", '
-                  '"pair_sep": ..., "kv_sep": ...}',
+    'attributes': 'a column name, {"column": ..., "format": "json"|"kv"|"auto", "pair_sep": ..., "kv_sep": ...} '
+                  'or a list of these',
+    'category': 'a column name or {"const": value}', 'lang': 'a column name or {"const": "en"|"zh"|...}',
     'delimiter': 'one character, e.g. "," or "\\t"', 'encoding': 'an encoding name, e.g. "utf-8" or "latin-1"'}
 
 # %% ../nbs/05_catalogs.ipynb #03c8715a
@@ -194,7 +207,7 @@ def load_mapping(mapping) -> dict:
 
 # %% ../nbs/05_catalogs.ipynb #2509b201
 def _file_columns(path:Path, m:dict, cols:list) -> dict:
-    "The mapping resolved against the file's columns: description columns, id/category/lang columns, attribute spec."
+    "The mapping resolved against the file's columns: description, id, category/lang (column or const), attributes."
     colset = set(cols)
     def need(c, what):
         if c not in colset: raise DescgenError(f'{path}: missing required column {c!r} ({what}); the file has {cols}')
@@ -202,16 +215,17 @@ def _file_columns(path:Path, m:dict, cols:list) -> dict:
     desc = m.get('description', 'description')
     desc = [need(c, 'description') for c in ([desc] if isinstance(desc, str) else desc)]
     id_col = need(m['id'], 'id') if 'id' in m else ('id' if 'id' in colset else None)
-    cat_col = need(m['category'], 'category') if 'category' in m else None
-    lang_col = need(m['lang'], 'lang') if 'lang' in m else None
+    col_or_const = lambda k: m[k] if isinstance(m.get(k), dict) else need(m[k], k) if k in m else None
+    cat_col, lang_col = col_or_const('category'), col_or_const('lang')
     spec = m.get('attributes')
     if spec is None:
-        others = [c for c in cols if c not in {*desc, id_col, cat_col, lang_col}]
+        others = [c for c in cols if c not in {*desc, id_col, cat_col if isinstance(cat_col, str) else None,
+                                               lang_col if isinstance(lang_col, str) else None}]
         spec = 'attributes' if 'attributes' in colset else others
     if isinstance(spec, str): spec = {'column': spec, 'format': 'auto'}
     if isinstance(spec, dict): need(spec['column'], 'attributes')   # its keys and format: checked by load_mapping
     else:
-        for c in spec: need(c, 'attribute')
+        for c in spec: need(c['column'] if isinstance(c, dict) else c, 'attribute')
         if not spec:
             raise DescgenError(f'{path}: no attribute columns (the mapping leaves none besides id/description)')
     return {'description': desc, 'id': id_col, 'category': cat_col, 'lang': lang_col, 'attributes': spec}
@@ -277,13 +291,17 @@ def _implausible_chars(recs:list, desc_cols:list) -> tuple:
 
 # %% ../nbs/05_catalogs.ipynb #db9f9eba
 def _row_attrs(rec:dict, spec, where:dict, log:CardLog) -> list:
-    "The attributes of a record: from one column (`spec` a dict) or from attribute columns; `ValueError` if unparsable."
+    "The attributes of a record: from one parsed column (`spec` a dict) or a list of columns and parsed columns."
     if isinstance(spec, dict):
         v = rec.get(spec['column'])
         if _missing(v): return []
         return _attrs_from_value(v, spec.get('format', 'auto'), spec.get('pair_sep', '|'), spec.get('kv_sep', ':'))
     attrs = []
     for c in spec:
+        if isinstance(c, dict):   # a parsed column inside a column list
+            try: attrs += _row_attrs(rec, c, where, log)
+            except ValueError as e: raise ValueError(f"{c['column']}: {e}") from None
+            continue
         v = rec.get(c)
         if _missing(v):
             log.add('empty_attribute_value', 'flag', example={**where, 'field': c})
@@ -303,6 +321,15 @@ def _row_refs(rec:dict, desc_cols:list, where:dict, log:CardLog, clean:bool) -> 
     return refs
 
 # %% ../nbs/05_catalogs.ipynb #fe4a6814
+def _col_or_const(rec:dict, col, default:str) -> str:
+    "The value of column `col` in `rec` (`default` when empty), or the constant of `{'const': v}`."
+    if isinstance(col, dict): return str(col['const'])
+    return str(rec.get(col) or default).strip() if col else default
+
+def _spec_columns(spec) -> str:
+    return spec['column'] if isinstance(spec, dict) else ','.join(x['column'] if isinstance(x, dict) else x
+                                                                  for x in spec)
+
 def _file_product(rec:dict, where:dict, c:dict, log:CardLog, opts:dict, ids:set):
     "The `Product` of one record, or None when it is dropped. `c`: `_file_columns`; `opts`: `_file_recipe`'s."
     desc_cols, id_col, spec, path = c['description'], c['id'], c['attributes'], opts['path']
@@ -315,11 +342,11 @@ def _file_product(rec:dict, where:dict, c:dict, log:CardLog, opts:dict, ids:set)
     if pid in ids: return problem('duplicate_id', field=id_col or '(line)', id=pid)
     try: attrs = _row_attrs(rec, spec, where, log)
     except ValueError as e:
-        return problem('attribute_parse_error', field=spec['column'], value=str(rec.get(spec['column']))[:60],
-                       problem=str(e))
+        fld = spec['column'] if isinstance(spec, dict) else str(e).split(':', 1)[0]
+        return problem('attribute_parse_error', field=fld, value=str(rec.get(fld))[:60], problem=str(e))
     clean_v = lambda v: clean_text(v, steps=('nbsp', 'unicode_nfkc', 'whitespace')) if opts['clean'] else v
     attrs = [(k, v) for k, v in ((opts['rename'].get(k, k), clean_v(v)) for k, v in attrs) if k and v]
-    if not attrs: return problem('no_attributes', field=spec['column'] if isinstance(spec, dict) else ','.join(spec))
+    if not attrs: return problem('no_attributes', field=_spec_columns(spec))
     refs = _row_refs(rec, desc_cols, where, log, opts['clean'])
     if not refs:
         if opts['strict']:
@@ -330,22 +357,65 @@ def _file_product(rec:dict, where:dict, c:dict, log:CardLog, opts:dict, ids:set)
                 {**where, 'field': ','.join(desc_cols)}, n=0 if counted else 1)
         return None
     ids.add(pid)
-    return Product(pid, attrs, refs, category=str(rec.get(c['category']) or '') if c['category'] else '',
-                   lang=str(rec.get(c['lang']) or 'en') if c['lang'] else 'en', source=path.name, meta={'where': where})
+    return Product(pid, attrs, refs, category=_col_or_const(rec, c['category'], ''),
+                   lang=opts.get('lang') or _col_or_const(rec, c['lang'], opts.get('detected_lang', 'en')),
+                   source=path.name, meta={'where': where})
 
 # %% ../nbs/05_catalogs.ipynb #152e766b
+_CJK = re.compile('[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]')
+
+def detect_lang(texts, sample:int=2000) -> tuple:
+    "(`'zh'` when most letters of `texts` are CJK ideographs, else `'en'`; the CJK share of the letters)."
+    letters = cjk = 0
+    for i, t in enumerate(texts):
+        if i >= sample: break
+        cjk += len(_CJK.findall(str(t)))
+        letters += sum(ch.isalpha() for ch in str(t))
+    share = round(cjk / letters, 4) if letters else 0.0
+    return ('zh' if share > 0.5 else 'en'), share
+
+_SUSPECT_NAME = re.compile(r'(?:^|[_\W])(?:id|sku|uuid|ean|upc|gtin|asin|url|urls|link|links|href|image|images|img)'
+                           r'(?:$|[_\W])', re.IGNORECASE)
+
+def _suspicious(col:str, vals:list):
+    "Why column `col` (with sample values `vals`) looks like no attribute, or None."
+    if _SUSPECT_NAME.search(col): return 'an id or a URL by its name'
+    if not vals: return None
+    if sum(v.startswith(('http://', 'https://', 'www.')) for v in vals) > len(vals) / 2: return 'URLs'
+    if statistics.median(map(len, vals)) > 100: return 'long free text'
+    if len(vals) >= 20 and len(set(vals)) == len(vals) and not any(' ' in v for v in vals):
+        return 'a different value in every row (an id?)'
+    return None
+
+def _announce_columns(path:Path, recs:list, spec:list) -> dict:
+    "No attribute mapping: say on stderr which columns become attributes, with a hint for suspicious ones."
+    sus = {c: w for c in spec if (w := _suspicious(c, [str(r[c]).strip() for _, r in recs[:500]
+                                                        if not _missing(r.get(c))]))}
+    print(f'{path.name}: no "attributes" in the mapping: the attributes are the columns {spec}', file=sys.stderr)
+    if sus:
+        print('hint: ' + '; '.join(f'{c}: {w}' for c, w in sus.items()) + ' -- probably not attributes; list the '
+              'attribute columns with --mapping \'{"attributes": [...]}\'', file=sys.stderr)
+    return {'attribute_columns': spec, 'suspicious_columns': sus}
+
 @recipe('file', 'A catalog file (CSV / JSONL / Parquet) read with a column mapping', 'user file', '',
         delex_keys=DELEX_KEYS)
 def _file_recipe(log:CardLog, *, seed:int=0, path=None, mapping=None, min_words:int=1, max_words:int=0,
-                 max_field_chars:int=100_000, dedup:str='exact', clean:bool=True, strict:bool=False) -> dict:
+                 max_field_chars:int=100_000, dedup:str='exact', clean:bool=True, strict:bool=False,
+                 lang:str|None=None) -> dict:
     path, m = Path(path), load_mapping(mapping)
     cols, recs, blank = _read_records(path, m.get('encoding', 'utf-8'), m.get('delimiter'))
     c = _file_columns(path, m, cols)
     _declare_file_steps(log, max_field_chars)
     n_blank = _count_blank_rows(log, path, blank)
     med, lim = _implausible_chars(recs, c['description'])
-    opts = {'path': path, 'strict': strict, 'max_field_chars': max_field_chars, 'clean': clean,
-            'rename': m.get('rename', {}), 'median_chars': med, 'implausible_chars': lim}
+    det, cjk = detect_lang(r.get(d) for _, r in recs[:2000] for d in c['description'] if isinstance(r.get(d), str))
+    opts = {'path': path, 'strict': strict, 'max_field_chars': max_field_chars, 'clean': clean, 'lang': lang,
+            'detected_lang': det, 'rename': m.get('rename', {}), 'median_chars': med, 'implausible_chars': lim}
+    notes = {'columns': cols, 'records': len(recs), 'cjk_share': cjk,
+             'lang': lang or (f"{m['lang']['const']} (mapping)" if isinstance(c['lang'], dict) else
+                              f"column {c['lang']!r}" if c['lang'] else f'{det} (detected)')}
+    if 'attributes' not in m and isinstance(c['attributes'], list):
+        notes.update(_announce_columns(path, recs, c['attributes']))
     items, ids = [], set()
     for where, rec in recs:
         p = _file_product(rec, where, c, log, opts, ids)
@@ -355,4 +425,4 @@ def _file_recipe(log:CardLog, *, seed:int=0, path=None, mapping=None, min_words:
     log.add('references_of_dropped_rows', 'drop', n=sum(len(p.references) - 1 for p, _ in items if id(p) not in kept))
     n_refs = lambda rec: max(1, sum(not _missing(rec.get(d)) for d in c['description']))
     return {'products': products, 'rows_in': sum(n_refs(r) for _, r in recs) + n_blank, 'files': [path],
-            'notes': {'columns': cols, 'records': len(recs)}}
+            'notes': notes}

@@ -299,7 +299,7 @@ def _refuse_empty(out:Path, card:dict, dataset):
 # %% ../nbs/06_data.ipynb #604621eb
 def prepare(dataset:str='synthetic', out=None, *, seed:int=0, delex=False, fractions:dict|None=None, force:bool=False,
             arrow:bool=False, strip_shared:float=SHARED_STRIP, **opts) -> Path:
-    "Run a dataset recipe, strip shared sentences, delexicalise (optional), split by input, write splits + data card to `out` (default: cache)."
+    "Run a recipe, strip shared sentences, delexicalise (optional), split by input, write splits + card to `out`."
     if str(dataset) not in RECIPES and Path(str(dataset)).is_dir():  # an already prepared folder is returned as it is
         if not (Path(dataset)/'config.json').exists() or not (Path(dataset)/'train.jsonl').exists():
             raise DescgenError(f'{dataset}: a folder, but not one written by prepare (no config.json / train.jsonl)')
@@ -519,7 +519,8 @@ def _prepare_cmd(dataset:str='synthetic', # 'synthetic', 'e2e', 'myntra' or a .c
                  dedup:Param("duplicates dropped: 'exact' (same attributes and text), 'description' (same text, "
                              "case/punctuation/spacing ignored, myntra's default) or 'none'", str,
                              choices=['exact', 'description', 'none'])=None,
-                 strip_shared:float=SHARED_STRIP, # remove sentences shared by more than this share of products (0: off)
+                 strip_shared:float=SHARED_STRIP, # drop sentences shared by more than this share of products (0: off)
+                 lang:str=None, # catalog files: language of the descriptions, e.g. en, zh (default: detected)
                  strict:bool=False, # catalog files: stop at the first bad row instead of dropping and counting it
                  opt:Param('any other recipe option as KEY=VALUE, the value read as JSON (repeatable)', str,
                            action='append')=None,
@@ -530,6 +531,7 @@ def _prepare_cmd(dataset:str='synthetic', # 'synthetic', 'e2e', 'myntra' or a .c
     given = {'n': n, 'min_words': min_words, 'max_words': max_words, 'dedup': dedup}
     opts.update({k: v for k, v in given.items() if v is not None})
     if mapping: opts['mapping'] = load_mapping(mapping)
+    if lang: opts['lang'] = lang
     if strict: opts['strict'] = True
     delex = [k.strip() for k in delex_keys.split(',') if k.strip()] if delex_keys else delex
     t0 = time.perf_counter()
