@@ -44,15 +44,16 @@ def _example_rows(preds:list, parts:dict) -> list:
 # %% ../nbs/18_evaluate.ipynb #30da658b
 def score(predictions, references, attributes=None, lang:str='en', schema:dict|None=None,
           meteor_synonyms:bool|None=None) -> dict:
-    """All metrics (BLEU, NIST, ROUGE-L, CIDEr, METEOR, chrF, faithfulness, diversity; char metrics for zh)
-    and `per_example` scores."""
+    """All metrics (BLEU, NIST, ROUGE-L, CIDEr, METEOR, chrF, faithfulness, diversity) and `per_example` scores;
+    `lang='zh'`: BLEU/NIST, ROUGE-L, CIDEr, distinct-n and length on characters, plus the ADGEN scores."""
     preds, refs = _check_pairs(predictions, references)
     if lang == 'zh':  # score characters: mteval splits on spaces
         sp = lambda s: ' '.join(_chars(s))
         bn = e2e_bleu_nist([sp(p) for p in preds], [[sp(r) for r in g] for g in refs])
     else: bn = e2e_bleu_nist(preds, refs)
-    parts = {'mteval': bn, 'rouge': rouge_l(preds, refs), 'cider': cider_d(preds, refs), 'chrf': chrf(preds, refs),
-             'meteor': meteor(preds, refs, synonyms=meteor_synonyms), 'div': diversity(preds)}
+    parts = {'mteval': bn, 'rouge': rouge_l(preds, refs, lang=lang), 'cider': cider_d(preds, refs, lang=lang),
+             'chrf': chrf(preds, refs), 'meteor': meteor(preds, refs, synonyms=meteor_synonyms),
+             'div': diversity(preds, lang=lang)}
     # when METEOR itself is unavailable, report the exact+stem variant beside it (clearly named)
     met = parts['meteor']
     if met['meteor'] is None: parts['meteor_es'] = meteor(preds, refs, synonyms=False)
@@ -191,7 +192,8 @@ def _load_jsonl(pp:Path, rp:Path) -> dict:
     for ln, r in enumerate(ordered, start=1):
         if not r.get('references'): raise DescgenError(f"{rp}: input {r.get('id', ln)!r}: field 'references' is empty")
     return {'predictions': [_pred_text(r, pp, ln) for ln, r in prows], 'references': [r['references'] for r in ordered],
-            'attributes': [_attrs_of(r) for r in ordered], 'ids': [r.get('id') for r in ordered], 'matched': matched}
+            'attributes': [_attrs_of(r) for r in ordered], 'ids': [r.get('id') for r in ordered], 'matched': matched,
+            'langs': Counter(str(r['lang']) for r in ordered if r.get('lang'))}
 
 # %% ../nbs/18_evaluate.ipynb #0e336d84
 def _read_lines_multi(path) -> list:
@@ -213,6 +215,14 @@ def _load_text(pp:Path, rp:Path) -> dict:
 
 # %% ../nbs/18_evaluate.ipynb #c1814102
 _LOADERS = {'e2e': _load_e2e, 'jsonl': _load_jsonl, 'text': _load_text}
+
+def _refs_lang(d:dict) -> tuple:
+    "(lang, why) for scoring: the references' most common `lang` tag, else (or when 'en' on CJK text) their script."
+    tags = d.get('langs') or Counter()
+    cjk = is_cjk(''.join(r for g in d['references'][:500] for r in g))
+    if tags and not (tags.most_common(1)[0][0] == 'en' and cjk):
+        return tags.most_common(1)[0][0], "the references' lang tags"
+    return ('zh', 'most letters of the references are CJK') if cjk else ('en', 'default')
 
 def load_pairs(predictions, references, fmt:str='auto') -> dict:
     "Read a predictions file and a references file -> dict(predictions, references, attributes or None, ids)."
@@ -237,7 +247,8 @@ def _evaluate_cmd(
     references:Param('E2E reference CSV (mr,ref), a prepared split (.jsonl), or text (blank-line separated groups)',
                      required=True)=None,
     format:Param('input format; auto: from the file suffixes', choices=['auto', 'e2e', 'jsonl', 'text'])='auto',
-    lang:Param("'zh' adds ADGEN character BLEU-4 / ROUGE", choices=['en', 'zh'])='en',
+    lang:Param("zh: metrics on characters plus ADGEN BLEU-4 / jieba ROUGE; default: the references' lang tags, "
+               "else zh when most of their letters are CJK", choices=['en', 'zh'])=None,
     per_example:str=None, # also write per-example scores to this JSON lines file
 ) -> int:
     """Score generated descriptions: BLEU/NIST (E2E scorer), ROUGE-L, CIDEr, METEOR, chrF, attribute coverage and
@@ -249,6 +260,9 @@ def _evaluate_cmd(
     if d.get('matched') == 'by position':
         print(f'matched {len(d["predictions"])} predictions to the references by position (the predictions carry no '
               'ids)', file=sys.stderr)
+    if lang is None:
+        lang, why = _refs_lang(d)
+        if lang != 'en': print(f'scoring as {lang} ({why}; --lang en to override)', file=sys.stderr)
     res = score(d['predictions'], d['references'], attributes=d['attributes'], lang=lang)
     if d.get('input_fixes'): res['input_fixes'] = d['input_fixes']
     if d.get('matched'): res['matched'] = d['matched']
@@ -274,17 +288,17 @@ _F_PRED = "{'predictions': datasets.Value('string')}"
 _MODULES = {
     'e2e_mteval': ('E2eMteval', 'BLEU (0-100) and NIST as the official E2E scorer (mteval-v13a-sig.pl): lowercased, '
                    '13a tokens, corpus level, multi-reference.', _F_MULTI, ''),
-    'coco_caption': ('CocoCaption', 'ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses.',
-                     _F_MULTI, ''),
+    'coco_caption': ('CocoCaption', 'ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses '
+                     "(lang='zh': on characters).", _F_MULTI, "lang='en'"),
     'meteor_nltk': ('MeteorNltk', 'nltk METEOR (0-100); None with the reason when the WordNet data is absent '
                     '(synonyms=False: exact and stem matches only).', _F_MULTI, 'synonyms=None'),
     'chrf_sacrebleu': ('ChrfSacrebleu', 'sacrebleu chrF (0-100), multi-reference.', _F_MULTI, ''),
     'attribute_faithfulness': ('AttributeFaithfulness', 'Attribute coverage and hallucination rate; references are the '
                                'inputs\' attributes as [[key, value], ...].', _F_ATTRS, 'schema=None'),
     'text_diversity': ('TextDiversity', 'distinct-1/2, average length, seq-rep-4 repetition and empty outputs '
-                       '(no references).', _F_PRED, ''),
-    'adgen_zh': ('AdgenZh', 'ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3) and character '
-                 'ROUGE-1/2/L.', _F_MULTI, ''),
+                       "(no references; lang='zh': on characters).", _F_PRED, "lang='en'"),
+    'adgen_zh': ('AdgenZh', 'ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3), '
+                 'rouge_chinese ROUGE-1/2/L F1 on jieba words, and character ROUGE-1/2/L.', _F_MULTI, ''),
 }
 METRIC_MODULES = tuple(_MODULES)
 
@@ -294,9 +308,9 @@ def module_compute(name:str, predictions, references=None, **kw) -> dict:
     fn = {'e2e_mteval': e2e_bleu_nist, 'meteor_nltk': meteor, 'chrf_sacrebleu': chrf, 'adgen_zh': zh_scores,
           'attribute_faithfulness': faithfulness}.get(name)
     if name == 'coco_caption':
-        return {'rouge_l': rouge_l(predictions, references)['rouge_l'],
-                'cider': cider_d(predictions, references)['cider']}
-    r = diversity(predictions) if name == 'text_diversity' else fn(predictions, references, **kw)
+        return {'rouge_l': rouge_l(predictions, references, **kw)['rouge_l'],
+                'cider': cider_d(predictions, references, **kw)['cider']}
+    r = diversity(predictions, **kw) if name == 'text_diversity' else fn(predictions, references, **kw)
     return {k: v for k, v in r.items() if k != 'per_example'}
 
 # %% ../nbs/18_evaluate.ipynb #728bad59

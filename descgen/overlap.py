@@ -4,13 +4,13 @@
 
 # %% ../nbs/17_overlap.ipynb #b261105a
 from __future__ import annotations
-import math, re
+import logging, math, re, unicodedata
 from collections import Counter
 from .core import DescgenError
 
 # %% auto #0
-__all__ = ['mteval_tokenize', 'e2e_bleu_nist', 'coco_tokenize', 'rouge_l', 'cider_d', 'wordnet_status', 'meteor', 'chrf',
-           'diversity', 'zh_scores']
+__all__ = ['mteval_tokenize', 'e2e_bleu_nist', 'coco_tokenize', 'zh_tokenize', 'rouge_l', 'cider_d', 'wordnet_status', 'meteor',
+           'chrf', 'diversity', 'jieba_rouge', 'zh_scores']
 
 # %% ../nbs/17_overlap.ipynb #c34a32fe
 def _as_groups(references) -> list:
@@ -123,6 +123,16 @@ def coco_tokenize(text:str) -> list:
     t = re.sub(r"(\w)n't\b", r"\1 n't", t)
     return [w for w in _PTB_TOKEN.findall(t) if w not in _COCO_PUNCT]
 
+def _chars(s:str) -> list: return [c for c in s if not c.isspace()]
+
+def zh_tokenize(text:str) -> list:
+    "coco's tokens for Chinese, which has no spaces: the characters, lowercased, without spaces and punctuation."
+    return [c for c in text.lower() if not c.isspace() and not unicodedata.category(c).startswith('P')]
+
+def _tokenizer(lang:str):
+    if lang not in ('en', 'zh'): raise DescgenError(f"unknown language {lang!r}: use 'en' or 'zh'")
+    return zh_tokenize if lang == 'zh' else coco_tokenize
+
 # %% ../nbs/17_overlap.ipynb #8d9a22a5
 def _lcs(a:list, b:list) -> int:
     if len(a) < len(b): a, b = b, a
@@ -133,10 +143,11 @@ def _lcs(a:list, b:list) -> int:
         prev = cur
     return prev[-1]
 
-def rouge_l(predictions, references, beta:float=1.2) -> dict:
+def rouge_l(predictions, references, beta:float=1.2, lang:str='en') -> dict:
     """coco-caption ROUGE-L (0-100): per example, max LCS precision and max LCS recall over the references,
-    F with `beta`; corpus = mean."""
+    F with `beta`; corpus = mean. `lang='zh'`: on characters."""
     preds, refs = _check_pairs(predictions, references)
+    coco_tokenize = _tokenizer(lang)
     scores = []
     for p, g in zip(preds, refs):
         h = coco_tokenize(p)
@@ -151,9 +162,11 @@ def rouge_l(predictions, references, beta:float=1.2) -> dict:
     return {'rouge_l': 100 * sum(scores) / len(scores), 'per_example': [100 * s for s in scores]}
 
 # %% ../nbs/17_overlap.ipynb #d5b2761e
-def cider_d(predictions, references, n:int=4, sigma:float=6.0) -> dict:
-    "coco-caption CIDEr (CIDEr-D: clipped, length-penalised) on coco tokens; idf from the references of this corpus."
+def cider_d(predictions, references, n:int=4, sigma:float=6.0, lang:str='en') -> dict:
+    """coco-caption CIDEr (CIDEr-D: clipped, length-penalised) on coco tokens (`lang='zh'`: characters);
+    idf from the references of this corpus."""
     preds, refs = _check_pairs(predictions, references)
+    coco_tokenize = _tokenizer(lang)
     def grams(toks):
         c = Counter()
         for k in range(1, n + 1): c.update(_ngram_counts(toks, k))
@@ -234,9 +247,11 @@ def chrf(predictions, references) -> dict:
             'per_example': [metric._compute_score_from_stats(st).score for st in stats]}
 
 # %% ../nbs/17_overlap.ipynb #3d73eb02
-def diversity(predictions) -> dict:
-    "distinct-1/2 (corpus), average length in tokens, seq-rep-4 repetition, and the count of empty outputs."
-    toks = [mteval_tokenize(p or '') for p in predictions]
+def diversity(predictions, lang:str='en') -> dict:
+    """distinct-1/2 (corpus), average length in tokens (`lang='zh'`: characters), seq-rep-4 repetition,
+    and the count of empty outputs."""
+    _tokenizer(lang)
+    toks = [(_chars if lang == 'zh' else mteval_tokenize)(p or '') for p in predictions]
     out = {}
     for n in (1, 2):
         grams = [g for t in toks for g in _ngram_counts(t, n).elements()]
@@ -253,8 +268,6 @@ def diversity(predictions) -> dict:
     return out
 
 # %% ../nbs/17_overlap.ipynb #f2c11a24
-def _chars(s:str) -> list: return [c for c in s if not c.isspace()]
-
 def _rouge_n_f(h:list, r:list, n:int) -> float:
     hc, rc = _ngram_counts(h, n), _ngram_counts(r, n)
     m = sum((hc & rc).values())
@@ -262,19 +275,39 @@ def _rouge_n_f(h:list, r:list, n:int) -> float:
     p, q = m / sum(hc.values()), m / sum(rc.values())
     return 2 * p * q / (p + q)
 
+_ROUGE_KEYS = {'rouge-1': 'rouge1', 'rouge-2': 'rouge2', 'rouge-l': 'rougeL'}
+
+def jieba_rouge(prediction:str, reference:str) -> dict:
+    """rouge_chinese ROUGE-1/2/L F1 (0-100) on jieba words, as the ADGEN (ChatGLM) scorer: 0 when either text
+    has no words. Raises ImportError without jieba / rouge-chinese."""
+    import jieba
+    from rouge_chinese import Rouge
+    jieba.setLogLevel(logging.WARNING)  # not the 'Building prefix dict' lines on every first call
+    h, r = ' '.join(jieba.cut(prediction)), ' '.join(jieba.cut(reference))
+    if not h.split() or not r.split(): return {v: 0.0 for v in _ROUGE_KEYS.values()}
+    return {_ROUGE_KEYS[k]: 100 * s['f'] for k, s in Rouge().get_scores(h, r)[0].items()}
+
 def zh_scores(predictions, references) -> dict:
-    """ADGEN-style Chinese metrics (0-100): char BLEU-4 (nltk, smoothing method 3, mean of sentences)
-    and char ROUGE-1/2/L F (best reference)."""
+    """ADGEN-style Chinese metrics (0-100): char BLEU-4 (nltk, smoothing method 3, mean of sentences),
+    ROUGE-1/2/L F1 on jieba words (rouge_chinese) and char ROUGE-1/2/L F; each the best over the references."""
     from nltk.translate.bleu_score import sentence_bleu, SmoothingFunction
     preds, refs = _check_pairs(predictions, references)
     sm, rows = SmoothingFunction().method3, []
+    try:
+        import jieba, rouge_chinese  # noqa: F401
+        reason = None
+    except ImportError as e: reason = f'jieba ROUGE not computed: {e} (pip install jieba rouge-chinese)'
     for p, g in zip(preds, refs):
         h, rs = _chars(p), [_chars(r) for r in g]
         b = sentence_bleu(rs, h, smoothing_function=sm) if h else 0.0
         row = {'bleu4_char': 100 * b}
         for n in (1, 2): row[f'rouge{n}_char'] = 100 * max(_rouge_n_f(h, r, n) for r in rs)
         row['rougeL_char'] = 100 * max((2 * _lcs(h, r) / (len(h) + len(r)) if h and r else 0.0) for r in rs)
+        if reason is None:
+            js = [jieba_rouge(p, r) for r in g if r.strip()]
+            row.update({k: max(j[k] for j in js) for k in _ROUGE_KEYS.values()})
         rows.append(row)
     out = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    if reason is not None: out.update({k: None for k in _ROUGE_KEYS.values()}, rouge_reason=reason)
     out['per_example'] = rows
     return out

@@ -33,3 +33,53 @@ def test_adgen_references_coverage(data_dir):
     recs = _adgen(data_dir)
     f = faithfulness([r['summary'] for r in recs], [[kv.split('#', 1) for kv in r['content'].split('*')] for r in recs])
     assert f['attr_coverage'] > 0.8  # 0.862 measured; 0.0036 with word boundaries
+
+# ---- metrics on characters (item 2) ----
+from descgen.metrics import score, rouge_l, cider_d, diversity, jieba_rouge, zh_scores, evaluate_cli
+
+def test_zh_rouge_l_on_characters():
+    # 红色的连衣裙 vs 蓝色连衣裙。: LCS 色连衣裙 = 4 of 6 and 5 characters (the 。 dropped), beta 1.2
+    P, R = 4 / 6, 4 / 5
+    got = rouge_l(['红色的连衣裙'], [['蓝色连衣裙。']], lang='zh')['rouge_l']
+    assert abs(got - 100 * 2.44 * P * R / (R + 1.44 * P)) < 1e-9
+    assert rouge_l(['红色的连衣裙'], [['蓝色连衣裙。']])['rouge_l'] == 0.0  # whitespace words
+
+def test_zh_cider_and_diversity_on_characters():
+    assert abs(cider_d(['红色', '蓝色'], [['红色'], ['蓝色']], lang='zh')['cider'] - 5.0) < 1e-9
+    d = diversity(['红色红色', '蓝 色'], lang='zh')
+    assert (d['distinct_1'], d['distinct_2'], d['avg_len']) == (3 / 6, 3 / 4, 3.0)
+
+def test_jieba_rouge_hand_worked():
+    j = jieba_rouge('我爱北京天安门', '我爱北京')  # 我/爱/北京/天安门 vs 我/爱/北京
+    assert abs(j['rouge1'] - 100 * 6 / 7) < 1e-5 and abs(j['rouge2'] - 80.0) < 1e-5 and abs(j['rougeL'] - 100 * 6 / 7) < 1e-5
+    z = zh_scores(['我爱北京天安门'], [['我爱北京']])
+    assert abs(z['rouge1'] - 100 * 6 / 7) < 1e-5 and z['bleu4_char'] > 0
+
+def test_score_zh_every_metric_nonzero():
+    s = score(['红色的连衣裙'], [['蓝色连衣裙。']], attributes=[[('颜色', '蓝色')]], lang='zh')
+    assert s['rouge_l'] > 0 and s['avg_len'] == 6 and s['rouge1'] > 0 and s['hallucination_rate'] == 1.0
+
+def _split(tmp_path, lang):
+    refs = tmp_path/'test.jsonl'
+    rows = [{'id': 'a', 'attributes': [['颜色', '蓝色']], 'references': ['蓝色连衣裙。'], 'lang': lang},
+            {'id': 'b', 'attributes': [['类型', '裤']], 'references': ['宽松的阔腿裤'], 'lang': lang}]
+    refs.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows), encoding='utf-8')
+    preds = tmp_path/'preds.jsonl'
+    preds.write_text(json.dumps({'id': 'a', 'prediction': '蓝色的连衣裙'}, ensure_ascii=False) + '\n'
+                     + json.dumps({'id': 'b', 'prediction': '阔腿裤'}, ensure_ascii=False) + '\n', encoding='utf-8')
+    return preds, refs
+
+def test_evaluate_takes_lang_from_references(tmp_path, capsys):
+    preds, refs = _split(tmp_path, 'zh')
+    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs)]) == 0
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    assert out['lang'] == 'zh' and out['rouge_l'] > 0 and out['rouge1'] > 0 and 'lang tags' in cap.err
+    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs), '--lang', 'en']) == 0
+    assert json.loads(capsys.readouterr().out)['lang'] == 'en'
+
+def test_evaluate_zh_text_tagged_en_is_scored_as_zh(tmp_path, capsys):
+    preds, refs = _split(tmp_path, 'en')  # the old prepare default tagged Chinese catalogs 'en'
+    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs)]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)['lang'] == 'zh' and 'CJK' in cap.err

@@ -4,9 +4,9 @@ import evaluate
 from descgen.metrics import module_compute
 
 class AdgenZh(evaluate.Metric):
-    'ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3) and character ROUGE-1/2/L.'
+    'ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3), rouge_chinese ROUGE-1/2/L F1 on jieba words, and character ROUGE-1/2/L.'
     def _info(self):
-        return evaluate.MetricInfo(description='ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3) and character ROUGE-1/2/L.', citation='@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language Generation: The {E2E} {NLG} Challenge}, author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, journal={Computer Speech and Language}, volume={59}, year={2020}}', module_type='metric',
+        return evaluate.MetricInfo(description='ADGEN-style Chinese metrics: character BLEU-4 (nltk smoothing 3), rouge_chinese ROUGE-1/2/L F1 on jieba words, and character ROUGE-1/2/L.', citation='@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language Generation: The {E2E} {NLG} Challenge}, author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, journal={Computer Speech and Language}, volume={59}, year={2020}}', module_type='metric',
                                    inputs_description='predictions: list of str; references: per prediction, a list',
                                    features=datasets.Features({'predictions': datasets.Value('string'), 'references': datasets.Sequence(datasets.Value('string'))}))
 

@@ -4,11 +4,11 @@ import evaluate
 from descgen.metrics import module_compute
 
 class CocoCaption(evaluate.Metric):
-    'ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses.'
+    "ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses (lang='zh': on characters)."
     def _info(self):
-        return evaluate.MetricInfo(description='ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses.', citation='@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language Generation: The {E2E} {NLG} Challenge}, author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, journal={Computer Speech and Language}, volume={59}, year={2020}}', module_type='metric',
+        return evaluate.MetricInfo(description="ROUGE-L (0-100, beta 1.2) and CIDEr-D as coco-caption, which the E2E scorer uses (lang='zh': on characters).", citation='@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language Generation: The {E2E} {NLG} Challenge}, author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, journal={Computer Speech and Language}, volume={59}, year={2020}}', module_type='metric',
                                    inputs_description='predictions: list of str; references: per prediction, a list',
                                    features=datasets.Features({'predictions': datasets.Value('string'), 'references': datasets.Sequence(datasets.Value('string'))}))
 
-    def _compute(self, predictions, references):
-        return module_compute('coco_caption', predictions, references)
+    def _compute(self, predictions, references, lang='en'):
+        return module_compute('coco_caption', predictions, references, lang=lang)

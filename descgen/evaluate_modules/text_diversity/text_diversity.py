@@ -4,11 +4,11 @@ import evaluate
 from descgen.metrics import module_compute
 
 class TextDiversity(evaluate.Metric):
-    'distinct-1/2, average length, seq-rep-4 repetition and empty outputs (no references).'
+    "distinct-1/2, average length, seq-rep-4 repetition and empty outputs (no references; lang='zh': on characters)."
     def _info(self):
-        return evaluate.MetricInfo(description='distinct-1/2, average length, seq-rep-4 repetition and empty outputs (no references).', citation='@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language Generation: The {E2E} {NLG} Challenge}, author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, journal={Computer Speech and Language}, volume={59}, year={2020}}', module_type='metric',
+        return evaluate.MetricInfo(description="distinct-1/2, average length, seq-rep-4 repetition and empty outputs (no references; lang='zh': on characters).", citation='@article{dusek2020e2e, title={Evaluating the state-of-the-art of End-to-End Natural Language Generation: The {E2E} {NLG} Challenge}, author={Dusek, Ondrej and Novikova, Jekaterina and Rieser, Verena}, journal={Computer Speech and Language}, volume={59}, year={2020}}', module_type='metric',
                                    inputs_description='predictions: list of str; references: per prediction, a list',
                                    features=datasets.Features({'predictions': datasets.Value('string')}))
 
-    def _compute(self, predictions, ):
-        return module_compute('text_diversity', predictions)
+    def _compute(self, predictions, lang='en'):
+        return module_compute('text_diversity', predictions, lang=lang)
