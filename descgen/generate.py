@@ -13,7 +13,9 @@ from .core import DescgenError, atomic_write_json, env_info, run_cli, write_json
 from .products import (Product, delexicalize, make_prompt, prompt_text, original_references,
                               relexicalize)
 from .recipes import parse_mr
-from .catalogs import parse_attribute_string, _read_records
+from .clean import CardLog
+from .catalogs import (parse_attribute_string, load_mapping, detect_lang, _read_records, _file_columns,
+                              _row_attrs, _col_or_const)
 from .models import load_model
 from .train import load_trained
 from .faithfulness import attribute_reranker, schema_from_products
@@ -213,6 +215,28 @@ def _row_product(row:dict, default_id:str) -> Product:
                    source=str(row.get('source') or ''), meta=meta)
 
 # %% ../nbs/16_generate.ipynb #44f95e2a
+_MAP_ERR = '\x00mapping_error'
+
+def _mapped_records(path:Path, m:dict, cols:list, recs:list) -> list:
+    """The records of a catalog read through a `prepare` mapping, as the rows `_row_product` reads: id, attributes
+    (renamed), references, category, lang; a record whose attributes do not parse carries the reason."""
+    desc = m.get('description', 'description')
+    desc = [desc] if isinstance(desc, str) else desc
+    c = _file_columns(path, m, cols + [d for d in desc if d not in cols])  # describing needs no description column
+    texts = [r.get(d) for _, r in recs[:2000] for d in c['description'] if isinstance(r.get(d), str)]
+    lang, rename, out = detect_lang(texts)[0], m.get('rename', {}), []
+    for where, rec in recs:
+        try: attrs = [[rename.get(k, k), v] for k, v in _row_attrs(rec, c['attributes'], where, CardLog())]
+        except ValueError as e:
+            rid = rec.get(c['id']) if c['id'] else None
+            out.append((where, {'id': rid, _MAP_ERR: f'attributes do not parse: {e}'}))
+            continue
+        out.append((where, {'id': rec.get(c['id']) if c['id'] else None, 'attributes': attrs,
+                            'references': [str(rec[d]) for d in c['description'] if isinstance(rec.get(d), str)],
+                            'category': _col_or_const(rec, c['category'], ''),
+                            'lang': _col_or_const(rec, c['lang'], lang)}))
+    return out
+
 _CATALOG_SUFFIXES = ('.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.parquet', '.pq')
 
 def _row_problem(path:Path, where:dict, row:dict, reason:str, strict:bool) -> dict:
@@ -222,9 +246,11 @@ def _row_problem(path:Path, where:dict, row:dict, reason:str, strict:bool) -> di
     pr = {'line': where.get('line'), 'id': str(row['id']) if row.get('id') not in (None, '') else None, 'reason': reason}
     return {**pr, 'row': where['row']} if 'row' in where else pr
 
-def _read_catalog(path:Path, strict:bool=False, encoding:str='utf-8') -> tuple[list, list, dict]:
-    "(products, problems, counts) of a catalog file read through `descgen.catalogs`; counts: rows_in, merged."
-    _, recs, blank = _read_records(path, encoding)
+def _read_catalog(path:Path, strict:bool=False, encoding:str='utf-8', mapping=None) -> tuple[list, list, dict]:
+    "(products, problems, counts) of a catalog file read through `descgen.catalogs` (and `mapping`); counts: rows_in."
+    m = load_mapping(mapping)
+    cols, recs, blank = _read_records(path, m.get('encoding', encoding), m.get('delimiter'))
+    if m: recs = _mapped_records(path, m, cols, recs)
     products, problems, by_mr, merged, seen = [], [], {}, 0, {}
     by_line = path.suffix.lower() in ('.csv', '.tsv')
     in_order = sorted([({'line': n}, None) for n in blank] + recs, key=lambda r: r[0].get('line', r[0].get('row')))
@@ -239,7 +265,9 @@ def _read_catalog(path:Path, strict:bool=False, encoding:str='utf-8') -> tuple[l
             by_mr[mr].references.extend(_refs(next((row[c] for c in _REF_COLS if row.get(c)), None)))
             merged += 1
             continue
-        try: p = _row_product(row, f"{'row' if by_line or 'row' in where else 'line'}{n}")
+        try:
+            if isinstance(row.get(_MAP_ERR), str): raise ValueError(row[_MAP_ERR])
+            p = _row_product(row, f"{'row' if by_line or 'row' in where else 'line'}{n}")
         except ValueError as e:
             problems.append(_row_problem(path, where, row, str(e), strict))
             continue
@@ -253,18 +281,20 @@ def _read_catalog(path:Path, strict:bool=False, encoding:str='utf-8') -> tuple[l
     return products, problems, {'rows_in': len(recs) + len(blank), 'merged': merged}
 
 # %% ../nbs/16_generate.ipynb #bcf66557
-def _catalog(path:Path, strict:bool=False, encoding:str='utf-8') -> tuple[list, list, dict]:
+def _catalog(path:Path, strict:bool=False, encoding:str='utf-8', mapping=None) -> tuple[list, list, dict]:
     path = Path(path)
     if not path.exists(): raise DescgenError(f'{path}: no such file')
     if path.suffix.lower() not in _CATALOG_SUFFIXES:
         raise DescgenError(f'{path}: unsupported input format {path.suffix.lower()!r} (use .jsonl, .json, .csv, .tsv '
                            'or .parquet)')
-    return _read_catalog(path, strict, encoding)
+    return _read_catalog(path, strict, encoding, mapping)
 
-def read_catalog(path:Path|str, *, strict:bool=False, encoding:str='utf-8') -> tuple[list[Product], list[dict]]:
+def read_catalog(path:Path|str, *, strict:bool=False, encoding:str='utf-8',
+                 mapping=None) -> tuple[list[Product], list[dict]]:
     """(products, problems) of a .jsonl/.json/.csv/.tsv/.parquet catalog, read as `descgen prepare` reads it; each
-    problem is `{'line', 'id', 'reason'}`. File problems, and row problems with `strict`: `DescgenError` at the line."""
-    return _catalog(Path(path), strict, encoding)[:2]
+    problem is `{'line', 'id', 'reason'}`; `mapping`: the column mapping `prepare` took. File problems, and row
+    problems with `strict`: `DescgenError` at the line."""
+    return _catalog(Path(path), strict, encoding, mapping)[:2]
 
 # %% ../nbs/16_generate.ipynb #ddf75266
 def _get_reranker(reranker, products=()):
@@ -290,10 +320,10 @@ def _check_output(p:Path):
     if up is not None and not up.is_dir(): raise DescgenError(f'--output {p}: {up} is a file, not a folder')
 
 def _catalog_products(input_path:Path, limit:int|None, delex:list, strict:bool=False,
-                      encoding:str='utf-8') -> tuple[list, list, dict]:
+                      encoding:str='utf-8', mapping=None) -> tuple[list, list, dict]:
     """(products, problems, counts) of a catalog, the first `limit` products, delexicalised on `delex` keys; counts:
     `rows_in`, `merged` (rows adding a reference to an earlier MR), `past_limit`."""
-    products, problems, counts = _catalog(input_path, strict, encoding)
+    products, problems, counts = _catalog(input_path, strict, encoding, mapping)
     counts['past_limit'] = max(0, len(products) - limit) if limit is not None else 0
     if limit is not None: products = products[:limit]
     if delex:  # the model was trained on placeholders: give it placeholders (delexicalised products keep theirs)
@@ -343,12 +373,12 @@ def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=
                   top_k=0, max_new_tokens=64, length_penalty=1.0, no_repeat_ngram_size=0, num_return_sequences=1,
                   batch_size=32, seed=0, reranker=None, fmt=None, delex=None, limit:int|None=None, split:str='test',
                   device='auto', trust_remote_code=False, progress=True, model=None, tokenizer=None, strict=False,
-                  encoding='utf-8') -> dict:
+                  encoding='utf-8', mapping=None) -> dict:
     """Describe every product of a .jsonl/.csv catalog into `output_path` (JSONL); returns the summary also saved as
     `<stem>.meta.json`. `fmt` and `delex` (keys to delexicalise) default to what a run directory recorded, else `'kv'`
     and none. `input_path` may also be a folder written by `descgen prepare`: its `split` is described. Rows in =
     predictions + skipped (counted, with line and reason) + rows merged into an earlier MR + rows past `limit`;
-    `strict`: any skipped row is an error, before the model runs."""
+    `strict`: any skipped row is an error, before the model runs; `mapping`: the column mapping `prepare` took."""
     t0 = time.time()
     rs = run_settings(model_dir) if model_dir is not None else {}
     fmt = fmt or rs.get('fmt') or 'kv'
@@ -360,7 +390,7 @@ def generate_file(model_dir, input_path, output_path, *, num_beams=1, do_sample=
                     no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences)
     generation_config(**decoding)  # check the settings before loading anything
     _get_reranker(reranker)  # check the name before loading anything
-    products, problems, counts = _catalog_products(input_path, limit, delex, strict, encoding)
+    products, problems, counts = _catalog_products(input_path, limit, delex, strict, encoding, mapping)
     if model is None:
         model, tokenizer = load_for_generation(model_dir, trust_remote_code=trust_remote_code, device=device)
     elif tokenizer is None: raise DescgenError('generate_file: pass the tokenizer with the model')
@@ -424,6 +454,7 @@ def _generate_cmd(
     trust_remote_code:bool=False, # run Python code from the model folder; only this flag allows it, never the folder
     strict:bool=False, # a row that cannot be used (or a blank row) stops the run with status 2, before generating
     encoding:str='utf-8', # text encoding of a CSV/JSONL catalog (as the mapping's "encoding" in descgen prepare)
+    mapping:str=None, # the column mapping descgen prepare took (JSON object or .json file): which columns are what
     no_progress:bool=False, # no progress bar
 ) -> int:
     """Write product descriptions for a catalog with a base model, a fine-tuned checkpoint, a fine-tuning run
@@ -437,7 +468,7 @@ def _generate_cmd(
                       no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences,
                       batch_size=batch_size, seed=seed, reranker=rerank, fmt=fmt, delex=keys, limit=limit, split=split,
                       device=device, trust_remote_code=trust_remote_code, progress=not no_progress,
-                      strict=strict, encoding=encoding)
+                      strict=strict, encoding=encoding, mapping=mapping)
     print(f"wrote {s['generated']} predictions to {s['output']} ({s['sequences_per_second']} sequences/s; "
           f"summary in {Path(s['output']).stem}.meta.json)")
     if s['skipped']:

@@ -358,3 +358,30 @@ def test_help_is_quick_and_lists_the_decoding_options():
             'and "--strict makes it an error" in h)')
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert r.stdout.split()[-2:] == ['False', 'True'], r.stderr
+
+def test_generate_with_the_mapping_prepare_took(gpt2, tmp_path):
+    "`--mapping`: the raw catalog a model was trained on is described as prepare read it (issue #16)."
+    from descgen.cli import main
+    from descgen.data import prepare, load_split
+    model, tok = gpt2
+    model.save_pretrained(tmp_path/'m'); tok.save_pretrained(tmp_path/'m')
+    lines = ['sku,item_type,colour,text,image_url']
+    for i, c in enumerate(['red', 'blue', 'green', 'black', 'white', 'grey', 'pink', 'navy', 'teal', 'olive']):
+        lines.append(f'k{i},shirt,{c},A {c} shirt number {i}.,https://cdn.example/{i}.jpg')
+    (tmp_path/'raw.csv').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    m = {'id': 'sku', 'description': 'text', 'attributes': ['item_type', 'colour'], 'rename': {'item_type': 'type'}}
+    (tmp_path/'m.json').write_text(json.dumps(m))
+    d = prepare(tmp_path/'raw.csv', tmp_path/'prep', mapping=m)
+    trained = {p.id: p.attributes for s in ('train', 'validation', 'test') for p in load_split(d, s)}
+    ps, probs = read_catalog(tmp_path/'raw.csv', mapping=tmp_path/'m.json')
+    assert probs == [] and {p.id: p.attributes for p in ps} == trained   # the same attributes as in training
+    assert ps[0].references == ['A red shirt number 0.']
+    args = ['generate', '--model', str(tmp_path/'m'), '--input', str(tmp_path/'raw.csv'), '--output',
+            str(tmp_path/'p.jsonl'), '--max-new-tokens', '4', '--no-progress', '--mapping', str(tmp_path/'m.json')]
+    assert main(args) == 0
+    out = read_jsonl(tmp_path/'p.jsonl')
+    assert [r['id'] for r in out] == [f'k{i}' for i in range(10)]
+    assert all('text' not in r['prompt'] and 'image_url' not in r['prompt'] for r in out)
+    assert out[0]['prompt'] == make_prompt(ps[0]) and out[0]['references'] == ['A red shirt number 0.']
+    unmapped = read_catalog(tmp_path/'raw.csv')[0][0]
+    assert 'image_url' in dict(unmapped.attributes)   # without it every column is an attribute
