@@ -9,7 +9,7 @@ from collections import OrderedDict
 from functools import lru_cache
 
 # %% auto #0
-__all__ = ['CLEAN_STEPS', 'BOILERPLATE', 'CardLog', 'camel_words', 'clean_text']
+__all__ = ['CLEAN_STEPS', 'MASKS', 'BOILERPLATE', 'CardLog', 'camel_words', 'clean_text']
 
 # %% ../nbs/03_clean.ipynb #90b8c4de
 class CardLog:
@@ -46,7 +46,13 @@ CLEAN_STEPS = OrderedDict([
 
 # %% ../nbs/03_clean.ipynb #7549dba4
 _SPACES = re.compile('[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u2007\ufeff]')
-_TAG = re.compile(r'<\s*/?\s*[a-zA-Z][^<>]{0,200}>')
+# dataset masks (ADGEN's <UNK>) are what the data says, not HTML: the tag pattern skips them, recipes decide
+MASKS = ('<UNK>', '<unk>', '<MASK>', '<mask>')
+_TAG = re.compile(r'<(?!(?:UNK|unk|MASK|mask)>)\s*/?\s*[a-zA-Z][^<>]{0,200}>')
+_CJK = re.compile('[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]')
+# Chinese copy writes full-width punctuation (，！：；？); NFKC would make it ASCII. Kept in text with CJK characters.
+_FW_PUNCT = re.compile('([' + ''.join(chr(c) for c in range(0xff01, 0xff66)
+                                       if unicodedata.category(chr(c)).startswith('P')) + '～…])')
 _CAMEL = re.compile(r'(?<=[a-z])(?=[A-Z][a-z])')
 _PUNCT = re.compile(r'(?<=[a-z]{2}[.?!])(?=[A-Z][a-z])')
 _SENT = re.compile(r'(?<=[.!?])\s+(?=[A-Z"\'(])')
@@ -76,6 +82,23 @@ def camel_words(texts) -> set:
     return {m.group(0) for t in texts for m in re.finditer(r'\b[A-Za-z]*[a-z][A-Z][A-Za-z]*\b', str(t))}
 
 # %% ../nbs/03_clean.ipynb #06ac3bcd
+def _untag(m) -> str:
+    "A removed tag leaves a space only between two non-space, non-CJK characters (no double spaces, none in Chinese)."
+    a, b = m.string[max(0, m.start() - 1):m.start()], m.string[m.end():m.end() + 1]
+    if not a or not b or a.isspace() or b.isspace() or any(_CJK.match(c) or _FW_PUNCT.match(c) for c in (a, b)):
+        return ''
+    return ' '
+
+def _nfkc(text:str, log=None, where=None) -> str:
+    "NFKC, except full-width punctuation in text with CJK characters: kept, and counted as `cjk_punctuation_kept`."
+    if not _CJK.search(text) or not _FW_PUNCT.search(text): return unicodedata.normalize('NFKC', text)
+    parts = _FW_PUNCT.split(text)  # odd positions: the kept punctuation
+    if log is not None:
+        kept = sorted(set(parts[1::2]))
+        log.add('cjk_punctuation_kept', 'flag', 'full-width punctuation in Chinese text kept by NFKC (，！：；？...)',
+                {**(where or {}), 'kept': ''.join(kept)})
+    return ''.join(p if i % 2 else unicodedata.normalize('NFKC', p) for i, p in enumerate(parts))
+
 def _log_change(log:CardLog, name:str, old:str, new:str, where=None):
     i = next((j for j, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
     lo = max(0, i - 40)
@@ -95,9 +118,9 @@ def clean_text(text:str, log:CardLog|None=None, where=None, protect=frozenset(),
         log._clean_declared = True
     text = str(text)
     if 'html_entities' in steps and '&' in text: step('html_entities', html.unescape(text))
-    if 'html_tags' in steps and '<' in text: step('html_tags', _TAG.sub(' ', text))
+    if 'html_tags' in steps and '<' in text: step('html_tags', _TAG.sub(_untag, text))
     if 'nbsp' in steps: step('nbsp', _SPACES.sub(' ', text))
-    if 'unicode_nfkc' in steps: step('unicode_nfkc', unicodedata.normalize('NFKC', text))
+    if 'unicode_nfkc' in steps: step('unicode_nfkc', _nfkc(text, log, where))
     if 'run_together' in steps and _CAMEL.search(text):
         keep = set()
         for m in _protect_re(frozenset(protect)).finditer(text): keep.update(range(m.start() + 1, m.end()))

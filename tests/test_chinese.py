@@ -83,3 +83,17 @@ def test_evaluate_zh_text_tagged_en_is_scored_as_zh(tmp_path, capsys):
     assert evaluate_cli(['--predictions', str(preds), '--references', str(refs)]) == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out)['lang'] == 'zh' and 'CJK' in cap.err
+
+# ---- cleaning (item 3) ----
+from descgen.clean import clean_text, CardLog
+
+def test_clean_keeps_fullwidth_punctuation_in_chinese():
+    lg = CardLog()
+    out = clean_text('宽松的阔腿裤，好穿！面料：棉；百搭？ＡＢ', lg, {'row': 0})
+    assert out == '宽松的阔腿裤，好穿！面料：棉；百搭？AB' and lg.count('cjk_punctuation_kept') == 1
+    assert clean_text('Ｃｏｔｔｏｎ，soft') == 'Cotton,soft'  # no CJK: NFKC as before
+
+def test_clean_keeps_unk_masks_without_double_spaces():
+    lg = CardLog()
+    assert clean_text('很<UNK>好看的<b>裙子</b>，百搭', lg) == '很<UNK>好看的裙子，百搭'
+    assert [clean_text(t, steps=('html_tags',)) for t in ('a<br>b', 'a <br>b', '<p>a</p>')] == ['a b', 'a b', 'a']
