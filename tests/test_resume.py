@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip('torch')
 from descgen.core import read_jsonl, set_threads
 set_threads(1)
-from descgen.train import finetune, last_complete_checkpoint, checkpoint_problem
+from descgen.train import finetune
+from descgen.checkpoints import last_complete_checkpoint, checkpoint_problem
 
 # 192 training rows / 8 = 24 steps per epoch: 18 steps, a checkpoint every 6 (the pattern of test_train's SIGKILL test)
 OPTS = dict(max_steps=18, eval_steps=6, logging_steps=3, batch_size=8, lr=5e-3, dropout=0.1, max_source_len=48,
