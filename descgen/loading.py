@@ -176,7 +176,8 @@ def hub_offline() -> bool:
 
 def _not_cached_msg(name) -> str:
     return (f"'{name}' is not in the local cache; pass a local path or build a base model with `descgen pretrain`"
-            + (" (the hub is switched off: HF_HUB_OFFLINE=1)" if hub_offline() else ''))
+            f" (and there is no folder {name} here)" + (" (the hub is switched off: HF_HUB_OFFLINE=1)" if hub_offline()
+                                                       else ''))
 
 # %% ../nbs/07_loading.ipynb #94294d2e
 def _remote_code_msg(p:Path) -> str:
@@ -200,6 +201,8 @@ def _resolve(name_or_path, trust_remote_code=False):
             raise DescgenError(f'{p}/config.json: {e}') from None
     if name.startswith(('.', '/', '~')) or name.count('/') > 1 or '\\' in name or not name.strip():
         raise DescgenError(f'No such checkpoint folder: {name}')
+    if '/' in name and p.parent.is_dir():  # 'runs/x' with a runs/ folder here: a folder path, not a hub id
+        raise DescgenError(f'No such checkpoint folder: {name} (the folder {p.parent}/ is here, {p.name} is not in it)')
     try:  # the local HF cache, without the network
         return name, AutoConfig.from_pretrained(name, local_files_only=True, trust_remote_code=trust_remote_code), True
     except (OSError, ValueError): pass
