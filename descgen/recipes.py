@@ -4,13 +4,13 @@
 
 # %% ../nbs/04_recipes.ipynb #bb259997
 from __future__ import annotations
-import codecs, csv, hashlib, inspect, io, re
+import codecs, csv, hashlib, inspect, io, json, re
 from collections import Counter, OrderedDict
 from pathlib import Path
 from .core import DescgenError, data_root
 from .products import Product, input_key, grouped_split, _stats
 from .synthetic import synthetic_products
-from .clean import CardLog, CLEAN_STEPS, clean_text, camel_words
+from .clean import CardLog, CLEAN_STEPS, MASKS, clean_text, camel_words
 
 # %% auto #0
 __all__ = ['RECIPES', 'recipe', 'parse_mr', 'parse_product_name']
@@ -48,7 +48,7 @@ def _synthetic_recipe(log:CardLog, *, seed:int=0, n:int=3000, n_refs:int=1, path
 def _real_files(name:str) -> list:
     root = data_root(required=True)
     files = {'e2e': [root/'e2e'/'devset.csv', root/'e2e'/'testset_w_refs.csv'],
-             'myntra': [root/'myntra'/'myntra_products_catalog.csv']}[name]
+             'myntra': [root/'myntra'/'myntra_products_catalog.csv'], 'adgen': [root/'adgen'/'train_5k.jsonl']}[name]
     for f in files:
         if not f.exists(): raise DescgenError(f'{f}: missing (expected under the data root {root}; see data/README.md)')
     return files
@@ -423,3 +423,54 @@ def _myntra_recipe(log:CardLog, *, seed:int=0, path=None, min_words:int=5, max_w
              'products': len(products)}
     rows_in = len(rows) + _count_blank_rows(log, f, blank)
     return {'products': products, 'rows_in': rows_in, 'files': [f], 'notes': notes}
+
+# %% ../nbs/04_recipes.ipynb #c054f5c0
+def _adgen_product(d, line:int, log:CardLog, unk:str):
+    "One ADGEN record -> Product (lang zh), or None when dropped (counted)."
+    where = {'file': 'train_5k.jsonl', 'line': line}
+    content, summary = (d.get('content'), d.get('summary')) if isinstance(d, dict) else (None, None)
+    pieces = content.split('*') if isinstance(content, str) and content.strip() else []
+    if not pieces or not isinstance(summary, str) or not summary.strip() or any('#' not in x for x in pieces):
+        return log.add('malformed_record', 'drop', example=where)
+    attrs = [(k.strip(), v.strip()) for k, v in (x.split('#', 1) for x in pieces)]
+    ref = clean_text(summary, log, {**where, 'field': 'summary'})
+    if any(m in ref for m in MASKS):
+        if unk == 'drop': return log.add('unk_mask', 'drop', example={**where, 'text': ref[:40]})
+        log.add('unk_mask', 'flag', example={**where, 'text': ref[:40]})
+    cat = next((v for k, v in attrs if k == '类型'), '')
+    return Product(f'adgen-{line:05d}', attrs, [ref], category=cat, lang='zh', source='adgen', meta={'line': line})
+
+@recipe('adgen', 'AdvertiseGen (ADGEN) Chinese clothing ad copy: key#value attributes -> summary; '
+        'train/validation/test held out from train_5k.jsonl, grouped by input',
+        'AdvertiseGen (PHVM, Shao et al. 2019), first 5,001 training records (train_5k.jsonl, from the ChatGLM-6B '
+        'and LLMTuner copies)', 'not stated by the authors; research and tests only')
+def _adgen_recipe(log:CardLog, *, seed:int=0, path=None, unk:str='keep', validation_fraction:float=0.1,
+                  test_fraction:float=0.1) -> dict:
+    if unk not in ('keep', 'drop'): raise DescgenError(f"unk must be 'keep' or 'drop', got {unk!r}")
+    f = Path(path) if path else _real_files('adgen')[0]
+    log.declare('malformed_record', 'drop', 'no content or summary, or a content piece that is not key#value')
+    log.declare('unk_mask', unk if unk == 'drop' else 'flag',
+                'summary holds a <UNK> mask' + (' (dropped)' if unk == 'drop' else ' (kept as it is)'))
+    log.declare('duplicate_exact', 'drop', 'exact duplicate: same attributes and summary as an earlier record')
+    lines = _read_text(f).split('\n')
+    out, seen, blank = [], set(), 0
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            blank += i < len(lines)  # not the newline that ends the file
+            continue
+        try: d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DescgenError(f'{f}, line {i}, column {e.colno}: not valid JSON ({e.msg})') from None
+        p = _adgen_product(d, i, log, unk)
+        if p is None: continue
+        k = (input_key(p), p.references[0])
+        if k in seen:
+            log.add('duplicate_exact', 'drop', example={'file': f.name, 'line': i})
+            continue
+        seen.add(k)
+        out.append(p)
+    fr = {'train': 1 - validation_fraction - test_fraction, 'validation': validation_fraction, 'test': test_fraction}
+    sp = grouped_split(out, fr, seed=seed)
+    rows = sum(1 for l in lines if l.strip())
+    return {'splits': sp, 'rows_in': rows, 'files': [f],
+            'notes': {'records': rows, 'products': len(out), 'categories': dict(Counter(p.category for p in out))}}
