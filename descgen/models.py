@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_models.ipynb #087787c2
 from __future__ import annotations
-import json, math, os, shutil, time
+import json, math, os, shutil, sys, time
 from pathlib import Path
 from fastcore.script import Param
 from .core import (DescgenError, atomic_write_json, atomic_write_text, cache_root, set_seed,
@@ -17,7 +17,7 @@ from .corpus import _encode_docs
 
 # %% auto #0
 __all__ = ['SIZES', 'ARCHS', 'RECIPE_VERSION', 'size_config', 'model_config', 'corpus_perplexity', 'unigram_perplexity',
-           'build_base', 'pretrain_info', 'kit_base_spec', 'sample_unconditioned', 'pretrain_cli']
+           'steps_plan', 'build_base', 'pretrain_info', 'kit_base_spec', 'sample_unconditioned', 'pretrain_cli']
 
 # %% ../nbs/09_models.ipynb #4e9ab011
 SIZES = {
@@ -220,6 +220,28 @@ def _pretrain_trainer(model, ds, collator, h:dict, max_steps:int, seed:int, dest
         trainer.add_callback(_QuietBar())
     return trainer
 
+# %% ../nbs/09_models.ipynb #53c18e90
+def steps_plan(n_blocks:int, h:dict) -> tuple:
+    "(optimizer steps, why that many): the size's step cap, or fewer when its epochs over the corpus end first."
+    per_epoch = math.ceil(n_blocks / h['batch_size'])
+    by_epochs = math.ceil(h['epochs'] * per_epoch)
+    if h['max_steps'] <= by_epochs:
+        return max(1, h['max_steps']), (f"the size's cap of {h['max_steps']:,} steps; {h['epochs']} epochs would "
+                                        f"be {by_epochs:,}")
+    return max(1, by_epochs), (f"{h['epochs']} epochs of {per_epoch:,} steps ({n_blocks:,} blocks, batch "
+                               f"{h['batch_size']}) end before the cap of {h['max_steps']:,} steps; more: epochs=")
+
+def _eta_callback(max_steps:int, after:int=5):
+    "A `TrainerCallback` that prints, after `after` steps, the time per step and the time left (stderr)."
+    from transformers import TrainerCallback
+    class _Eta(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw): self.t0 = time.time()
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == min(after, max_steps) and max_steps > state.global_step:
+                per = (time.time() - self.t0) / state.global_step
+                print(f'  {per:.2f} s/step: about {per * (max_steps - state.global_step):.0f} s to go', file=sys.stderr)
+    return _Eta()
+
 # %% ../nbs/09_models.ipynb #c5d04d38
 def _pretrain(corpus:dict, arch:str, size:str, h:dict, seed:int, dest:Path, name:str, progress:bool=True) -> dict:
     "Train tokenizer and model into `dest`; return the facts of the run."
@@ -234,12 +256,15 @@ def _pretrain(corpus:dict, arch:str, size:str, h:dict, seed:int, dest:Path, name
     model = (AutoModelForCausalLM if kind == 'causal' else AutoModelForSeq2SeqLM).from_config(config)
     ds, collator, train_ids = _pretrain_data(tok, corpus, kind, h, seed)
     steps_per_epoch = math.ceil(len(ds) / h['batch_size'])
-    max_steps = max(1, min(h['max_steps'], math.ceil(h['epochs']*steps_per_epoch)))
+    max_steps, why = steps_plan(len(ds), h)
+    print(f"pretraining the base model {name} ({count_parameters(model):,} parameters) on {len(corpus['train']):,} "
+          f"descriptions: {max_steps:,} steps ({why}); cached, later runs reuse it", file=sys.stderr)
     curve = []
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
         trainer = _pretrain_trainer(model, ds, collator, h, max_steps, seed, dest, progress, curve)
+        trainer.add_callback(_eta_callback(max_steps))
         out = trainer.train()
     finally: hf_logging.set_verbosity(verbosity)
     train_time = float(out.metrics.get('train_runtime', time.time() - t0))
@@ -255,7 +280,7 @@ def _pretrain(corpus:dict, arch:str, size:str, h:dict, seed:int, dest:Path, name
     if curve: _plot_curve(curve, dest/'loss_curve.png')
     n_params = count_parameters(model)
     info = dict(name=name, arch=arch, kind=kind, size=size, seed=seed, hparams=h, params=n_params,
-                tokens_seen=collator.tokens_seen, steps=int(out.global_step),
+                tokens_seen=collator.tokens_seen, steps=int(out.global_step), steps_why=why,
                 epochs=round(out.global_step / steps_per_epoch, 2), train_time_s=round(train_time, 2),
                 tokens_per_s=round(collator.tokens_seen / max(train_time, 1e-9), 1),
                 final_loss=curve[-1]['loss'] if curve else float(out.training_loss), heldout_ppl=round(held_ppl, 4),
@@ -364,17 +389,19 @@ def _pretrain_cmd(dataset:Param("a dataset descgen.data prepares (synthetic, e2e
                   arch:Param('gpt2 (causal LM) or t5 (encoder-decoder)', str, choices=list(ARCHS))='gpt2',
                   out:str=None, # also copy the checkpoint to this folder
                   seed:int=0, # seed of the corpus split, the weights and the data order
-                  max_steps:int=None, # override the size's number of optimizer steps
+                  max_steps:int=None, # override the size's cap on optimizer steps (its epochs may end first)
+                  epochs:int=None, # override the size's number of epochs over the corpus
                   no_progress:bool=False): # no progress bar
     """Train a byte-level BPE tokenizer and pretrain a small GPT-2 (or T5) on unlabeled product descriptions; the result
     is a Hugging Face checkpoint folder, cached under $DESCGEN_CACHE/models."""
     if dataset is not None and corpus is not None: raise DescgenError('give --dataset or --corpus, not both')
     t0 = time.time()
     path = build_base(dataset, corpus=corpus, size=size, arch=arch, out=out, seed=seed, progress=not no_progress,
-                      **({'max_steps': max_steps} if max_steps is not None else {}))
+                      **{k: v for k, v in {'max_steps': max_steps, 'epochs': epochs}.items() if v is not None})
     i = pretrain_info(path)
     reused = time.time() - t0 < 0.5*i['wall_time_s']
     print(f'{path}{"  (from the cache)" if reused else ""}')
+    if i.get('steps_why'): print(f"{i['steps']:,} steps: {i['steps_why']}")
     print(f"params {i['params']:,} | tokens seen {i['tokens_seen']:,} | wall time {i['wall_time_s']:.1f} s | "
           f"held-out perplexity {i['heldout_ppl']:.2f} (unigram baseline {i['unigram_ppl']:.2f})")
     return 0
