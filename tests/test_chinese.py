@@ -52,6 +52,9 @@ def test_zh_cider_and_diversity_on_characters():
 def test_jieba_rouge_hand_worked():
     j = jieba_rouge('我爱北京天安门', '我爱北京')  # 我/爱/北京/天安门 vs 我/爱/北京
     assert abs(j['rouge1'] - 100 * 6 / 7) < 1e-5 and abs(j['rouge2'] - 80.0) < 1e-5 and abs(j['rougeL'] - 100 * 6 / 7) < 1e-5
+    # char BLEU-4 (nltk, method3): 红色的裙子 vs 蓝色的裙子, precisions 4/5, 3/4, 2/3, 1/2, brevity penalty 1
+    b = zh_scores(['红色的裙子'], [['蓝色的裙子']])['bleu4_char']
+    assert abs(b - 100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25) < 1e-9
     z = zh_scores(['我爱北京天安门'], [['我爱北京']])
     assert abs(z['rouge1'] - 100 * 6 / 7) < 1e-5 and z['bleu4_char'] > 0
 
