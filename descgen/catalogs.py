@@ -9,7 +9,7 @@ from collections import Counter, OrderedDict
 from pathlib import Path
 from .core import DescgenError
 from .products import Product, DELEX_KEYS
-from .clean import CardLog, clean_text
+from .clean import CardLog, clean_text, _CJK
 from .recipes import recipe, _codec, _count_blank_rows, _read_csv, _read_text, _row_checks
 
 # %% auto #0
@@ -362,8 +362,6 @@ def _file_product(rec:dict, where:dict, c:dict, log:CardLog, opts:dict, ids:set)
                    source=path.name, meta={'where': where})
 
 # %% ../nbs/05_catalogs.ipynb #152e766b
-_CJK = re.compile('[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]')
-
 def detect_lang(texts, sample:int=2000) -> tuple:
     "(`'zh'` when most letters of `texts` are CJK ideographs, else `'en'`; the CJK share of the letters)."
     letters = cjk = 0

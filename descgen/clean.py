@@ -5,11 +5,13 @@
 # %% ../nbs/03_clean.ipynb #f7fdc0c2
 from __future__ import annotations
 import html, re, unicodedata
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from functools import lru_cache
+from .products import Product
 
 # %% auto #0
-__all__ = ['CLEAN_STEPS', 'MASKS', 'BOILERPLATE', 'CardLog', 'camel_words', 'clean_text']
+__all__ = ['CLEAN_STEPS', 'MASKS', 'BOILERPLATE', 'SHARED_REPORT', 'SHARED_STRIP', 'SHARED_WARN', 'CardLog', 'camel_words',
+           'clean_text', 'sentences', 'shared_sentences', 'strip_shared', 'repetition_warnings']
 
 # %% ../nbs/03_clean.ipynb #90b8c4de
 class CardLog:
@@ -130,3 +132,84 @@ def clean_text(text:str, log:CardLog|None=None, where=None, protect=frozenset(),
         step('boilerplate', ' '.join(s for s in _SENT.split(text) if not _BOILER.search(s)))
     if 'whitespace' in steps: step('whitespace', re.sub(r'\s+', ' ', text).strip())
     return text
+
+# %% ../nbs/03_clean.ipynb #d4b5369d
+SHARED_REPORT = 0.05  # the data card lists sentences / openings shared by at least this share of products
+SHARED_STRIP = 0.2    # prepare's default: sentences shared by more than this share of products are removed
+SHARED_WARN = 0.05    # prepare warns when one reference is more than this share of a split's references
+
+# %% ../nbs/03_clean.ipynb #3281b72c
+_SENT_SEP = re.compile(r'((?<=[.!?])\s+(?=[A-Z"\'(])|(?<=[。！？]))')
+
+def sentences(text:str) -> list:
+    "The sentences of `text`: English ones end at . ! ? before a capital, Chinese ones at 。！？."
+    return [s.strip() for s in _SENT_SEP.split(str(text))[::2] if s.strip()]
+
+def _skey(s:str) -> str: return ' '.join(s.lower().split())
+
+# %% ../nbs/03_clean.ipynb #4d9a86b4
+def _sentence_counts(products:list, opening_words:int=4) -> tuple:
+    "(sentence counts, opening counts, first spelling of each): each counted once per product."
+    sc, oc, ex = Counter(), Counter(), {}
+    for p in products:
+        ss = {}
+        for r in p.references:
+            for s in sentences(r): ss.setdefault(_skey(s), s)
+        for k, s in ss.items(): ex.setdefault(k, s)
+        sc.update(ss.keys())
+        oc.update({' '.join(k.split()[:opening_words]) for k in ss if len(k.split()) > opening_words})
+    return sc, oc, ex
+
+def shared_sentences(products:list, min_share:float=SHARED_REPORT, min_products:int=3, top:int=10) -> dict:
+    "Sentences and sentence openings shared by at least `min_share` of `products` (and `min_products`), most first."
+    n = len(products)
+    sc, oc, ex = _sentence_counts(products)
+    lim = max(min_products, min_share * n)
+    rows = lambda c, txt: [{'text': txt(k), 'products': v, 'share': round(v / n, 4)}
+                           for k, v in c.most_common(top) if v >= lim]
+    return {'products': n, 'min_share': min_share, 'sentences': rows(sc, ex.get), 'openings': rows(oc, str)}
+
+# %% ../nbs/03_clean.ipynb #2c690443
+def strip_shared(products:list, min_share:float, log:CardLog, min_products:int=3, within:list|None=None) -> list:
+    "`products` without the sentences more than `min_share` of them (or of `within`) share (counted; 0: off)."
+    log.declare('shared_sentences', 'alter',
+                f'sentences shared by more than {min_share:.0%} of products removed (boilerplate)')
+    log.declare('shared_sentences_only', 'drop', 'a reference made only of shared sentences')
+    if not min_share or not products: return products
+    within = products if within is None else within
+    sc = _sentence_counts(within)[0]
+    shared = {k for k, v in sc.items() if v > min_share * len(within) and v >= min_products}
+    if not shared: return products
+    out = []
+    for p in products:
+        refs = []
+        for r in p.references:
+            parts = _SENT_SEP.split(r)
+            new = ''.join(parts[i] + (parts[i + 1] if i + 1 < len(parts) else '') for i in range(0, len(parts), 2)
+                          if _skey(parts[i]) not in shared).strip()
+            ex = {'id': p.id, 'before': r[:200], 'after': new[:200]}
+            if not new: log.add('shared_sentences_only', 'drop', example=ex)
+            else:
+                if new != r: log.add('shared_sentences', 'alter', example=ex)
+                refs.append(new)
+        if refs: out.append(Product(p.id, p.attributes, refs, p.category, p.lang, p.source, p.meta))
+    return out
+
+# %% ../nbs/03_clean.ipynb #af10ef42
+def repetition_warnings(splits:dict, ref_share:float=SHARED_WARN, sent_share:float=SHARED_STRIP) -> list:
+    "Warnings for each split whose most common reference or sentence covers too much of it."
+    W = []
+    for sp, ps in splits.items():
+        refs = Counter(r for p in ps for r in p.references)
+        if refs:
+            r, k = refs.most_common(1)[0]
+            if k >= 3 and k > ref_share * sum(refs.values()):
+                W.append(f'{sp}: one reference is {k:,} of {sum(refs.values()):,} ({k / sum(refs.values()):.0%}): '
+                         f'{r[:80]!r}; consider --dedup description')
+        sc, _, ex = _sentence_counts(ps)
+        if sc:
+            s, k = sc.most_common(1)[0]
+            if k >= 3 and k > sent_share * len(ps):
+                W.append(f'{sp}: {k:,} of {len(ps):,} products ({k / len(ps):.0%}) share the sentence '
+                         f'{ex[s][:80]!r}; remove such sentences with --strip-shared')
+    return W

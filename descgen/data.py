@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #d97121ea
 from __future__ import annotations
-import hashlib, json, re, shutil, sys, tempfile, time
+import hashlib, json, shutil, sys, tempfile, time
 from collections import Counter
 from pathlib import Path
 from fastcore.script import Param
@@ -20,17 +20,13 @@ from .products import _stats
 from .recipes import _recipe_options, _file_fingerprint, _real_files
 
 # %% auto #0
-__all__ = ['DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'SHARED_REPORT', 'SHARED_STRIP', 'SHARED_WARN', 'sentences',
-           'shared_sentences', 'strip_shared', 'repetition_warnings', 'prepare', 'load_split', 'load_card',
-           'tokenize_products', 'make_collator', 'token_length_stats', 'add_token_stats', 'prepare_cli']
+__all__ = ['DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'prepare', 'load_split', 'load_card', 'tokenize_products',
+           'make_collator', 'token_length_stats', 'add_token_stats', 'prepare_cli']
 
 # %% ../nbs/06_data.ipynb #985c1b36
 DATA_VERSION = 2   # 2: data card lists input values unseen in training
 SPLITS = ('train', 'validation', 'test')
 DEFAULT_FRACTIONS = {'train': 0.8, 'validation': 0.1, 'test': 0.1}
-SHARED_REPORT = 0.05  # the data card lists sentences / openings shared by at least this share of products
-SHARED_STRIP = 0.2    # prepare's default: sentences shared by more than this share of products are removed
-SHARED_WARN = 0.05    # prepare warns when one reference is more than this share of a split's references
 
 # %% ../nbs/06_data.ipynb #9fff61dd
 def _resolve_dataset(dataset) -> tuple:
@@ -60,7 +56,7 @@ def _prepare_config(dataset, seed:int, delex, fractions:dict|None, arrow:bool, o
     if name == 'file': opts['mapping'] = load_mapping(opts.get('mapping'))  # hash the mapping's content, not its path
     if delex is True: delex = list(R['delex_keys'])
     files = [path] if path else []
-    if name in ('e2e', 'myntra'): files = _real_files(name)
+    if name in ('e2e', 'myntra', 'adgen'): files = _real_files(name)
     config = {'dataset': name, 'seed': seed, 'delex': sorted(delex) if delex else [],
               'fractions': dict(fractions or DEFAULT_FRACTIONS), 'options': opts, 'arrow': arrow,
               'strip_shared': strip_shared,
@@ -102,82 +98,6 @@ def _checked_splits(res:dict, name:str, fractions:dict, seed:int, log:CardLog) -
             if seen.setdefault(input_key(p), k) != k:
                 raise RuntimeError(f'input {input_key(p)[:80]!r} is in both {seen[input_key(p)]} and {k}')
     return splits
-
-# %% ../nbs/06_data.ipynb #3281b72c
-_SENT_SEP = re.compile(r'((?<=[.!?])\s+(?=[A-Z"\'(])|(?<=[。！？]))')
-
-def sentences(text:str) -> list:
-    "The sentences of `text`: English ones end at . ! ? before a capital, Chinese ones at 。！？."
-    return [s.strip() for s in _SENT_SEP.split(str(text))[::2] if s.strip()]
-
-def _skey(s:str) -> str: return ' '.join(s.lower().split())
-
-# %% ../nbs/06_data.ipynb #4d9a86b4
-def _sentence_counts(products:list, opening_words:int=4) -> tuple:
-    "(sentence counts, opening counts, first spelling of each): each counted once per product."
-    sc, oc, ex = Counter(), Counter(), {}
-    for p in products:
-        ss = {}
-        for r in p.references:
-            for s in sentences(r): ss.setdefault(_skey(s), s)
-        for k, s in ss.items(): ex.setdefault(k, s)
-        sc.update(ss.keys())
-        oc.update({' '.join(k.split()[:opening_words]) for k in ss if len(k.split()) > opening_words})
-    return sc, oc, ex
-
-def shared_sentences(products:list, min_share:float=SHARED_REPORT, min_products:int=3, top:int=10) -> dict:
-    "Sentences and sentence openings shared by at least `min_share` of `products` (and `min_products`), most first."
-    n = len(products)
-    sc, oc, ex = _sentence_counts(products)
-    lim = max(min_products, min_share * n)
-    rows = lambda c, txt: [{'text': txt(k), 'products': v, 'share': round(v / n, 4)}
-                           for k, v in c.most_common(top) if v >= lim]
-    return {'products': n, 'min_share': min_share, 'sentences': rows(sc, ex.get), 'openings': rows(oc, str)}
-
-# %% ../nbs/06_data.ipynb #2c690443
-def strip_shared(products:list, min_share:float, log:CardLog, min_products:int=3, within:list|None=None) -> list:
-    "`products` without the sentences more than `min_share` of them (or of `within`) share (counted; 0: off)."
-    log.declare('shared_sentences', 'alter',
-                f'sentences shared by more than {min_share:.0%} of products removed (boilerplate)')
-    log.declare('shared_sentences_only', 'drop', 'a reference made only of shared sentences')
-    if not min_share or not products: return products
-    within = products if within is None else within
-    sc = _sentence_counts(within)[0]
-    shared = {k for k, v in sc.items() if v > min_share * len(within) and v >= min_products}
-    if not shared: return products
-    out = []
-    for p in products:
-        refs = []
-        for r in p.references:
-            parts = _SENT_SEP.split(r)
-            new = ''.join(parts[i] + (parts[i + 1] if i + 1 < len(parts) else '') for i in range(0, len(parts), 2)
-                          if _skey(parts[i]) not in shared).strip()
-            ex = {'id': p.id, 'before': r[:200], 'after': new[:200]}
-            if not new: log.add('shared_sentences_only', 'drop', example=ex)
-            else:
-                if new != r: log.add('shared_sentences', 'alter', example=ex)
-                refs.append(new)
-        if refs: out.append(Product(p.id, p.attributes, refs, p.category, p.lang, p.source, p.meta))
-    return out
-
-# %% ../nbs/06_data.ipynb #af10ef42
-def repetition_warnings(splits:dict, ref_share:float=SHARED_WARN, sent_share:float=SHARED_STRIP) -> list:
-    "Warnings for each split whose most common reference or sentence covers too much of it."
-    W = []
-    for sp, ps in splits.items():
-        refs = Counter(r for p in ps for r in p.references)
-        if refs:
-            r, k = refs.most_common(1)[0]
-            if k >= 3 and k > ref_share * sum(refs.values()):
-                W.append(f'{sp}: one reference is {k:,} of {sum(refs.values()):,} ({k / sum(refs.values()):.0%}): '
-                         f'{r[:80]!r}; consider --dedup description')
-        sc, _, ex = _sentence_counts(ps)
-        if sc:
-            s, k = sc.most_common(1)[0]
-            if k >= 3 and k > sent_share * len(ps):
-                W.append(f'{sp}: {k:,} of {len(ps):,} products ({k / len(ps):.0%}) share the sentence '
-                         f'{ex[s][:80]!r}; remove such sentences with --strip-shared')
-    return W
 
 # %% ../nbs/06_data.ipynb #3ed884f9
 def _make_card(name:str, R:dict, path, config:dict, h:str, res:dict, splits:dict, log:CardLog) -> dict:

@@ -9,6 +9,7 @@ from functools import lru_cache
 from collections import defaultdict
 from typing import Callable
 from .core import DescgenError
+from .clean import _CJK   # the CJK letters, defined once where cleaning needs them first
 from .products import Product
 
 # %% auto #0
@@ -36,7 +37,6 @@ def _finditer(pattern:str, text:str):
 def _numbers(s:str) -> list:
     return [float(x.replace(',', '')) for x in re.findall(_NUM, s) if any(ch.isdigit() for ch in x)]
 
-_CJK = re.compile('[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]')
 def is_cjk(text:str, threshold:float=0.5) -> bool:
     "Whether most letters of `text` are CJK ideographs (Chinese text has no spaces between words)."
     letters = [c for c in str(text) if c.isalpha()]
