@@ -9,7 +9,7 @@ tables and images after the load event (an image counts as loaded when naturalWi
 and exits 1 when a table or image is missing/broken or anything outside the file itself and `data:` URLs
 was requested. Chromium runs with a dead proxy and every host name unresolvable, so even a bad page
 cannot reach the network. `check_page` is imported by tests/test_browser.py."""
-import argparse, base64, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
+import argparse, base64, json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 CANDIDATES = ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable')
@@ -68,6 +68,17 @@ class _CDP:
             if 'method' in msg: self.events.append(msg)
     def close(self): self.ws.close()
 
+def _stop_group(proc):
+    "Terminate a process and every process of its session, then wait for it (kill after 10 s)."
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try: os.killpg(proc.pid, sig)
+        except ProcessLookupError: return
+        try:
+            proc.wait(10)
+            return
+        except subprocess.TimeoutExpired: continue
+
+
 def check_page(html, screenshot=None, width=1280, height=900, timeout=30, chromium=None):
     """Load `html` (a local file) in headless chromium; returns a dict with `requests` (every URL the page
     asked for), `offending` (those other than the file itself and data:/about:/blob: URLs), `failed`,
@@ -78,7 +89,8 @@ def check_page(html, screenshot=None, width=1280, height=900, timeout=30, chromi
     if chromium is None: raise FileNotFoundError('chromium not found (apt-get install chromium)')
     html = Path(html).resolve()
     url = html.as_uri()
-    with tempfile.TemporaryDirectory(prefix='descgen-chromium-') as prof:
+    # ignore_cleanup_errors: a chromium helper process may still be writing its profile while the folder goes
+    with tempfile.TemporaryDirectory(prefix='descgen-chromium-', ignore_cleanup_errors=True) as prof:
         cmd = [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
                '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', f'--user-data-dir={prof}',
                '--no-first-run', '--no-default-browser-check', '--disable-background-networking',
@@ -116,9 +128,7 @@ def check_page(html, screenshot=None, width=1280, height=900, timeout=30, chromi
                 Path(screenshot).write_bytes(base64.b64decode(shot['data']))
         finally:
             if cdp: cdp.close()
-            proc.terminate()
-            try: proc.wait(10)
-            except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+            _stop_group(proc)   # chromium and its helper processes (its own session: start_new_session)
             err.close()
     ev = cdp.events
     requests = [e['params']['request']['url'] for e in ev if e['method'] == 'Network.requestWillBeSent']

@@ -55,7 +55,10 @@ def _weights(run):
 def _same_as_ref(tiny, run, resumed_from):
     a, b = _metrics(tiny['ref']), _metrics(run)
     assert b['resumed_from'] == resumed_from
-    for k in SAME: assert a[k] == b[k], (k, a[k], b[k])
+    for k in SAME:
+        if k == 'train_loss':   # the Trainer's run average: a float sum restored at the resume, so last bits may differ
+            assert a[k] == pytest.approx(b[k], rel=1e-6), (k, a[k], b[k])
+        else: assert a[k] == b[k], (k, a[k], b[k])
     wa, wb = _weights(tiny['ref']), _weights(run)
     assert set(wa) == set(wb) and all(torch.equal(wa[k], wb[k]) for k in wa)   # bit-identical final model
     strip = lambda rows: [{k: v for k, v in r.items() if k in ('step', 'loss', 'eval_loss', 'grad_norm', 'learning_rate')}
