@@ -14,8 +14,10 @@ from descgen.train import finetune
 from descgen.checkpoints import last_complete_checkpoint, checkpoint_problem
 
 # 192 training rows / 8 = 24 steps per epoch: 18 steps, a checkpoint every 6 (the pattern of test_train's SIGKILL test)
+# threads=1 in every run: the reference runs inside pytest (whose thread count earlier tests may have changed), the
+# killed run in a subprocess; float sums on 1 and 2 threads differ in the last bit.
 OPTS = dict(max_steps=18, eval_steps=6, logging_steps=3, batch_size=8, lr=5e-3, dropout=0.1, max_source_len=48,
-            max_target_len=32, max_eval_examples=8, progress=False)
+            max_target_len=32, max_eval_examples=8, progress=False, threads=1)
 SAME = ['steps', 'train_loss', 'val_loss', 'val_token_loss', 'best_val_loss', 'best_checkpoint', 'val_loss_curve',
         'useful_tokens', 'trainable_params']
 
@@ -55,10 +57,7 @@ def _weights(run):
 def _same_as_ref(tiny, run, resumed_from):
     a, b = _metrics(tiny['ref']), _metrics(run)
     assert b['resumed_from'] == resumed_from
-    for k in SAME:
-        if k == 'train_loss':   # the Trainer's run average: a float sum restored at the resume, so last bits may differ
-            assert a[k] == pytest.approx(b[k], rel=1e-6), (k, a[k], b[k])
-        else: assert a[k] == b[k], (k, a[k], b[k])
+    for k in SAME: assert a[k] == b[k], (k, a[k], b[k])
     wa, wb = _weights(tiny['ref']), _weights(run)
     assert set(wa) == set(wb) and all(torch.equal(wa[k], wb[k]) for k in wa)   # bit-identical final model
     strip = lambda rows: [{k: v for k, v in r.items() if k in ('step', 'loss', 'eval_loss', 'grad_norm', 'learning_rate')}
