@@ -22,26 +22,12 @@ SAME = ['steps', 'train_loss', 'val_loss', 'val_token_loss', 'best_val_loss', 'b
         'useful_tokens', 'trainable_params']
 
 
-def _base(out: Path, data_dir: Path) -> Path:
-    from transformers import AutoModelForCausalLM
-    from descgen.core import set_seed
-    from descgen.data import load_split, make_prompt
-    from descgen.models import model_config, train_tokenizer
-    texts = [make_prompt(p) + ' ' + r for p in load_split(data_dir, 'train') for r in p.references]
-    tok = train_tokenizer(texts, vocab_size=1000, arch='gpt2')
-    cfg = model_config('gpt2', 'tiny', vocab_size=len(tok), d_model=64, n_layer=2, n_head=2, d_ff=128, dropout=0.1)
-    set_seed(0)
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_base):
     from descgen.data import prepare
     root = tmp_path_factory.mktemp('resume')
     data = prepare('synthetic', out=root/'data', n=240)
-    base = _base(root/'gpt2', data)
+    base = tiny_base(root/'gpt2', data, 'gpt2')
     ref = finetune(data, base, 'full', out=root/'ref', **OPTS)   # the uninterrupted run
     return {'root': root, 'data': data, 'base': base, 'ref': ref}
 

@@ -13,26 +13,12 @@ from descgen.train import (METHODS, PEFT_METHODS, TrainConfig, apply_method, che
 TINY = dict(max_source_len=48, max_target_len=32, max_eval_examples=8, progress=False)
 
 
-def _base(out: Path, data_dir: Path, arch: str) -> Path:
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-    from descgen.core import set_seed
-    from descgen.data import load_split, make_prompt
-    from descgen.models import model_config, train_tokenizer
-    texts = [make_prompt(p) + ' ' + r for p in load_split(data_dir, 'train') for r in p.references]
-    tok = train_tokenizer(texts, vocab_size=1000, arch=arch)
-    cfg = model_config(arch, 'tiny', vocab_size=len(tok), d_model=64, n_layer=2, n_head=2, d_ff=128, dropout=0.1)
-    set_seed(0)
-    (AutoModelForSeq2SeqLM if arch == 't5' else AutoModelForCausalLM).from_config(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_base):
     from descgen.data import prepare
     root = tmp_path_factory.mktemp('train')
     data = prepare('synthetic', out=root/'data', n=240)
-    return {'root': root, 'data': data, 'gpt2': _base(root/'gpt2', data, 'gpt2'), 't5': _base(root/'t5', data, 't5')}
+    return {'root': root, 'data': data, 'gpt2': tiny_base(root/'gpt2', data, 'gpt2'), 't5': tiny_base(root/'t5', data, 't5')}
 
 
 def _metrics(run):
