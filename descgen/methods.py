@@ -36,6 +36,7 @@ class TrainConfig:
     max_eval_examples: int|None = None   # use only the first n validation products
     sampler: str = 'group_by_length'     # training order: batches of similar lengths, random, or the file order
     pack: bool = False                   # causal LMs: one row per batch, examples kept apart (see Packing)
+    chat_template: bool = True           # instruct bases: prompt through the chat template; False: a bare prompt
     # optimisation: AdamW
     lr: float|None = None                # peak learning rate; None: the per-method default DEFAULT_LR[method]
     schedule: str = 'linear'             # learning-rate schedule after warmup
@@ -63,6 +64,7 @@ class TrainConfig:
     lora_r: int = 8                      # LoRA rank (AdaLoRA: target average rank)
     lora_alpha: int = 16                 # LoRA scaling alpha (update scaled by alpha / r)
     lora_dropout: float = 0.05           # dropout on the LoRA input
+    lora_top_k: int|None = None          # LoRA/AdaLoRA adapt only the top k blocks (None: all); backward stops there
     # modules LoRA/AdaLoRA/IA3 adapt; None: peft's default for the architecture (GPT-2: c_attn; T5: q, v;
     # Llama: q_proj, v_proj); all-linear: every linear layer but the output layer
     target_modules: list[str]|None = None
@@ -95,6 +97,8 @@ class TrainConfig:
         for k in ('batch_size', 'grad_accum', 'eval_steps', 'logging_steps', 'lora_r', 'num_virtual_tokens',
                   'freeze_top_k'):
             if int(getattr(self, k)) < 1: raise DescgenError(f'{k} must be >= 1, got {getattr(self, k)}')
+        if self.lora_top_k is not None and self.lora_top_k < 1:
+            raise DescgenError(f'lora_top_k must be >= 1 or None, got {self.lora_top_k}')
         if not 0 <= self.label_smoothing < 1:
             raise DescgenError(f'label_smoothing must be in [0, 1), got {self.label_smoothing}')
         if self.epochs <= 0 and self.max_steps <= 0: raise DescgenError('set epochs > 0 or max_steps > 0')
@@ -123,26 +127,35 @@ def _blocks(model, kind:str):
     return min(lists, key=lambda nm: (nm[0].count('.'), -len(nm[1])))
 
 # %% ../nbs/11_methods.ipynb #041557d4
-def _peft_config(cfg:TrainConfig, task, total_steps:int|None):
-    "The peft config of `cfg.method` (lora, adalora, ia3 or prefix)."
+def _peft_config(cfg:TrainConfig, task, total_steps:int|None, layers:dict|None=None):
+    """The peft config of `cfg.method` (lora, adalora, ia3 or prefix); `layers`: peft's `layers_to_transform` and
+    `layers_pattern` for LoRA/AdaLoRA on the top blocks only."""
     import peft
     tm = list(cfg.target_modules) if cfg.target_modules else None
     if tm == ['all-linear']: tm = 'all-linear'   # peft's spelling for every linear layer but the output layer
+    layers = layers or {}
     if cfg.method == 'lora':
         return peft.LoraConfig(task_type=task, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                               target_modules=tm)
+                               target_modules=tm, **layers)
     if cfg.method == 'adalora':
         if not total_steps: raise DescgenError('adalora needs the number of training steps (set epochs or max_steps)')
         tinit, tfinal = int(cfg.adalora_tinit * total_steps), int(cfg.adalora_tfinal * total_steps)
         if tinit >= total_steps - tfinal: tinit, tfinal = 0, 0   # too few steps for three phases: budget all along
         return peft.AdaLoraConfig(task_type=task, init_r=cfg.adalora_init_r, target_r=cfg.lora_r,
                                   lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=tm,
-                                  total_step=total_steps,
+                                  total_step=total_steps, **layers,
                                   tinit=tinit, tfinal=tfinal, deltaT=cfg.adalora_deltaT)
     if cfg.method == 'ia3':
         return peft.IA3Config(task_type=task, target_modules=tm, feedforward_modules=[] if tm else None)
     return peft.PrefixTuningConfig(task_type=task, num_virtual_tokens=cfg.num_virtual_tokens,
                                    prefix_projection=cfg.prefix_projection)
+
+# %% ../nbs/11_methods.ipynb #731fc1d5
+def _linear_names(blocks) -> list[str]:
+    "The names of the linear layers inside `blocks` (GPT-2's `Conv1D` included): what 'all-linear' means there."
+    import torch.nn as nn
+    from transformers.pytorch_utils import Conv1D
+    return sorted({n.split('.')[-1] for n, m in blocks.named_modules() if isinstance(m, (nn.Linear, Conv1D))})
 
 # %% ../nbs/11_methods.ipynb #f90e5d2f
 def apply_method(model, cfg:TrainConfig, kind:str, total_steps:int|None=None):
@@ -167,7 +180,15 @@ def apply_method(model, cfg:TrainConfig, kind:str, total_steps:int|None=None):
         return model, info
     import peft
     task = peft.TaskType.SEQ_2_SEQ_LM if kind == 'seq2seq' else peft.TaskType.CAUSAL_LM
-    pc = _peft_config(cfg, task, total_steps)
+    layers = None
+    if cfg.lora_top_k:
+        name, blocks = _blocks(model, kind)
+        k = min(cfg.lora_top_k, len(blocks))
+        layers = dict(layers_to_transform=list(range(len(blocks) - k, len(blocks))), layers_pattern=name.split('.')[-1])
+        if list(cfg.target_modules or []) == ['all-linear']:   # peft takes no layer list with the 'all-linear' string
+            cfg = dataclasses.replace(cfg, target_modules=_linear_names(blocks))
+        info.update(blocks=f'{name}[{len(blocks) - k}:{len(blocks)}]', trained_blocks=k, num_blocks=len(blocks))
+    pc = _peft_config(cfg, task, total_steps, layers)
     try: pm = peft.get_peft_model(model, pc)
     except ValueError as e: raise DescgenError(f'{m}: peft cannot wrap {type(model).__name__}: {e}') from None
     tms = getattr(pm.peft_config['default'], 'target_modules', None)
