@@ -90,26 +90,36 @@ def _looks_utf16(raw:bytes) -> bool:
     head = raw[:4000]
     return head[:2] in (b'\xff\xfe', b'\xfe\xff') or head.count(0) > len(head) // 4 > 0
 
-def _looks_gb18030(raw:bytes) -> bool:
-    "The bytes decode as GB18030 into Han characters (second byte not ASCII): Chinese text, not misread latin-1."
-    try: wide = [c for c in raw.decode('gb18030') if ord(c) > 127]
-    except UnicodeDecodeError: return False
-    han = [c for c in wide if '\u4e00' <= c <= '\u9fff' and c.encode('gb18030')[-1] >= 0x80]
-    return len(han) >= 2 and len(han) >= 0.9 * len(wide)
+# among equally likely codecs, the first of these is named (Unicode, East Asian, then Windows code pages)
+_COMMON_ENCODINGS = ('utf_8', 'utf_16', 'utf_16_le', 'utf_16_be', 'utf_32', 'gb18030', 'big5', 'cp932', 'euc_jp',
+                     'cp949', 'cp1252', 'cp1251', 'cp1250', 'cp1253', 'cp1254', 'cp1255', 'cp1256', 'cp1257', 'cp874',
+                     'koi8_r', 'latin_1')
+
+def _guess_encoding(raw:bytes) -> str|None:
+    "The encoding charset-normalizer finds for `raw` (a common one among near ties), as Python spells it; None: no text."
+    from charset_normalizer import from_bytes
+    matches = list(from_bytes(raw))
+    if not matches: return None
+    low = min(m.chaos for m in matches)
+    near = {e for m in matches if m.chaos <= low + 0.05 for e in m.could_be_from_charset}
+    common = [e for e in _COMMON_ENCODINGS if e in near]
+    name = common[0] if common else matches[0].encoding
+    return 'latin-1' if name == 'latin_1' else codecs.lookup(name).name
 
 # %% ../nbs/04_recipes.ipynb #b565cfc7
 def _decode_hint(raw:bytes) -> str:
-    "What to do about bytes that do not decode: the encoding they look like, as a mapping to pass."
-    if _looks_utf16(raw): return 'the file looks UTF-16: pass encoding utf-16 (mapping "encoding": "utf-16")'
-    if _looks_gb18030(raw):
-        return 'the file looks like Chinese in GB18030/GBK: pass encoding gb18030 (mapping "encoding": "gb18030")'
-    return 're-save the file as UTF-8 or give its encoding (mapping "encoding": "latin-1" or "cp1252")'
+    "What to do about bytes that do not decode: the encoding charset-normalizer finds, as a mapping to pass."
+    enc = _guess_encoding(raw)
+    if enc is None:  # no codec decodes every byte: a damaged file, or one that mixes encodings
+        return 're-save the file as UTF-8 or give its encoding (mapping "encoding": e.g. "cp1252", "gb18030", "utf-16")'
+    return f'it looks like {enc} (charset-normalizer): pass encoding "{enc}" (mapping "encoding": "{enc}")'
 
 def _read_text(path:Path, encoding:str='utf-8') -> str:
     "The text of `path`; bytes that are not valid in `encoding` raise `DescgenError` naming the file, line and byte."
     raw, codec = Path(path).read_bytes(), _codec(encoding)
     if not codec.startswith(('utf-16', 'utf-32')) and _looks_utf16(raw):
-        raise DescgenError(f'{path}: {_decode_hint(raw)}')
+        raise DescgenError(f'{path}: not {encoding} text (a UTF-16 byte order mark or NUL bytes); '
+                           + _decode_hint(raw))
     try: return raw.decode(codec)
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b'\n') + 1

@@ -44,6 +44,32 @@ def test_non_utf8_file(tmp_path):
     assert sorted(r for s in D.SPLITS for p in D.load_split(d, s) for r in p.references) == ['A red mug.', 'Café crème mug.']
 
 
+
+ZH_ROWS = 'id,颜色,类型,description\n' + ''.join(f'{i},{c},连衣裙,这款{c}连衣裙采用雪纺面料，轻盈飘逸，适合夏天穿着。\n'
+                                              for i, c in enumerate(['红色', '蓝色', '白色', '黑色', '粉色', '绿色']))
+EN_ROWS = 'id,colour,description\n' + ''.join(f'{i},{c},\u201cCaf\u00e9\u201d mug in {c} \u2013 only 9\u20ac with cr\u00e8me glaze.\n'
+                                              for i, c in enumerate(['red', 'blue', 'white', 'black', 'pink', 'green']))
+
+
+@pytest.mark.parametrize('text,enc,named', [(ZH_ROWS, 'gbk', 'gb18030'), (ZH_ROWS, 'gb18030', 'gb18030'),
+                                            (ZH_ROWS, 'utf-16', 'utf-16'), (EN_ROWS, 'utf-16', 'utf-16'),
+                                            (EN_ROWS, 'cp1252', 'cp1252')])
+def test_the_named_encoding_reads_the_file(tmp_path, capsys, text, enc, named):
+    "`descgen prepare` on a GBK, GB18030, UTF-16 or cp1252 file: exit 2 naming the encoding (charset-normalizer's guess),"
+    " and that encoding, passed in the mapping, reads the file back exactly."
+    import re
+    from descgen.cli import main
+    f = tmp_path/'cat.csv'
+    f.write_bytes(text.encode(enc))
+    assert main(['prepare', '--dataset', str(f), '--out', str(tmp_path/'o')]) == 2
+    err = capsys.readouterr().err
+    m = re.search(r'it looks like (\S+) \(charset-normalizer\): pass encoding "(\S+)" \(mapping "encoding": "(\S+)"\)', err)
+    assert m and m.group(1) == m.group(2) == m.group(3) == named and 'Traceback' not in err, err
+    mapping = json.dumps({'encoding': named})
+    assert main(['prepare', '--dataset', str(f), '--out', str(tmp_path/'o'), '--mapping', mapping]) == 0
+    refs = sorted(r for s in D.SPLITS for p in D.load_split(tmp_path/'o', s) for r in p.references)
+    assert refs == sorted(line.split(',', 3)[-1] for line in text.splitlines()[1:])
+
 def test_non_utf8_jsonl(tmp_path):
     f = tmp_path/'x.jsonl'
     f.write_bytes(b'{"id": "1", "attributes": {"a": "b"}, "description": "ok text"}\n{"id": "2", "description": "bad \xff"}\n')
@@ -205,14 +231,20 @@ CASES = [  # (id, file name, content, mapping, flags, exit status, error fragmen
      ['cat.csv', "missing required column 'description'"], None),
     ('csv-empty-file', 'cat.csv', '', None, [], 2, ['cat.csv', 'the file is empty'], None),
     # CSV: bytes and encodings
+    # (the encoding named is charset-normalizer's guess: test_the_named_encoding_reads_the_file checks it is right)
     ('csv-latin1', 'cat.csv', (HEAD + GOOD + '7,beige,Caf\xe9 cr\xe8me mug.\n').encode('latin-1'), None, [], 2,
-     ['cat.csv, line 7, column', 'not valid utf-8 (byte 0xe9)', 'latin-1'], None),
+     ['cat.csv, line 7, column', 'not valid utf-8 (byte 0xe9)', 'it looks like cp1252'], None),
+    ('csv-cp1252', 'cat.csv', (HEAD + GOOD + '7,red,\u201cSmart\u201d mug \u2013 20\u20ac.\n').encode('cp1252'), None,
+     [], 2, ['cat.csv, line 7, column 7: not valid utf-8 (byte 0x93)', 'pass encoding "cp1252"'], None),
     ('csv-utf16', 'cat.csv', (HEAD + GOOD).encode('utf-16'), None, [], 2,
-     ['cat.csv', 'looks UTF-16: pass encoding utf-16'], None),
+     ['cat.csv: not utf-8 text', 'it looks like utf-16 (charset-normalizer): pass encoding "utf-16"'], None),
+    ('csv-utf16-le-no-bom', 'cat.csv', (HEAD + GOOD).encode('utf-16-le'), None, [], 2,
+     ['cat.csv', 'pass encoding "utf-16-le"'], None),
     ('csv-utf16-read-as-latin1', 'cat.csv', (HEAD + GOOD).encode('utf-16'), {'encoding': 'latin-1'}, [], 2,
-     ['cat.csv', 'looks UTF-16'], None),
+     ['cat.csv: not latin-1 text', 'it looks like utf-16'], None),
     ('csv-gbk', 'cat.csv', 'id,颜色,description\n1,红色,一个红色的杯子。\n2,蓝色,一个蓝色的杯子。\n'.encode('gbk'), None, [], 2,
-     ['cat.csv, line 1', 'pass encoding gb18030'], None),
+     ['cat.csv, line 1', 'it looks like gb18030 (charset-normalizer): pass encoding "gb18030" '
+                         '(mapping "encoding": "gb18030")'], None),
     ('csv-nul', 'cat.csv', HEAD + '1,red,A red mug.\n2,blue,A blue\x00 mug.\n3,green,A green mug.\n', None, [], 0, [],
      ('nul_byte', {'file': 'cat.csv', 'line': 3, 'field': 'description'})),
     ('csv-nul-strict', 'cat.csv', HEAD + '1,red,A red mug.\n2,blue,A blue\x00 mug.\n', None, ['--strict'], 2,
@@ -249,6 +281,8 @@ CASES = [  # (id, file name, content, mapping, flags, exit status, error fragmen
      ['--strict'], 2, ['cat.jsonl, line 2', "field='description'", 'not text'], None),
     ('jsonl-nul-escape', 'cat.jsonl', JL(OK, {**OK, 'id': 'b', 'attributes': {'colour': 'bl\x00ue'}}), None, [], 0,
      [], ('nul_byte', {'file': 'cat.jsonl', 'line': 2, 'field': 'attributes'})),
+    ('jsonl-gb18030', 'cat.jsonl', '{"id": "a", "颜色": "红色", "description": "一个红色的杯子。"}\n'.encode('gb18030'), None,
+     [], 2, ['cat.jsonl, line 1', 'pass encoding "gb18030"'], None),
     ('jsonl-latin1', 'cat.jsonl', (JL(OK) + '{"id": "b", "description": "caf\xe9"}\n').encode('latin-1'), None, [], 2,
      ['cat.jsonl, line 2, column', 'not valid utf-8'], None),
     ('jsonl-blank-line-counted', 'cat.jsonl', JL(OK) + '\n' + JL({**OK, 'id': 'b'}), None, [], 0, [],
