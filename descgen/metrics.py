@@ -20,8 +20,9 @@ from .faithfulness import _attrs_of
 
 # %% auto #0
 __all__ = ['METRIC_MODULES', 'E2E_PUBLISHED_TGEN', 'score', 'read_e2e_references', 'read_e2e_outputs', 'load_pairs',
-           'evaluate_cli', 'module_compute', 'shipped_modules_dir', 'write_metric_module', 'sync_metric_modules',
-           'metric_module_path', 'load_metric', 'score_e2e_system', 'write_e2e_challenge_report', 'score_e2e_challenge']
+           'metrics_table', 'evaluate_cli', 'module_compute', 'shipped_modules_dir', 'write_metric_module',
+           'sync_metric_modules', 'metric_module_path', 'load_metric', 'score_e2e_system', 'write_e2e_challenge_report',
+           'score_e2e_challenge']
 
 # %% ../nbs/18_evaluate.ipynb #dbab133d
 def _example_rows(preds:list, parts:dict) -> list:
@@ -241,6 +242,47 @@ def _check_out_file(p:Path, what:str):
     up = next((q for q in p.parents if q.exists()), None)
     if up is not None and not up.is_dir(): raise DescgenError(f'{what} {p}: {up} is a file, not a folder')
 
+# %% ../nbs/18_evaluate.ipynb #f4edc851
+# (group, [(key, label, decimals)]): metrics on a 0-100 scale with 2 decimals, rates and CIDEr/NIST with 4
+_TABLE_GROUPS = [
+    ('overlap with the references', [('bleu', 'BLEU', 2), ('nist', 'NIST', 4), ('rouge_l', 'ROUGE-L', 2),
+                                     ('cider', 'CIDEr', 4), ('meteor', 'METEOR', 2),
+                                     ('meteor_exact_stem', 'METEOR (exact + stem)', 2), ('chrf', 'chrF', 2)]),
+    ('ADGEN scores (Chinese)', [('bleu4_char', 'BLEU-4 (characters, nltk)', 2), ('rouge1', 'ROUGE-1 (jieba words)', 2),
+                                ('rouge2', 'ROUGE-2 (jieba words)', 2), ('rougeL', 'ROUGE-L (jieba words)', 2),
+                                ('rouge1_char', 'ROUGE-1 (characters)', 2), ('rouge2_char', 'ROUGE-2 (characters)', 2),
+                                ('rougeL_char', 'ROUGE-L (characters)', 2)]),
+    ('faithfulness to the attributes', [('attr_coverage', 'attribute coverage', 4),
+                                        ('hallucination_rate', 'hallucination rate', 4),
+                                        ('hallucinations_per_output', 'hallucinations per output', 4),
+                                        ('contradiction_rate', 'contradiction rate', 4)]),
+    ('diversity and length', [('distinct_1', 'distinct-1', 4), ('distinct_2', 'distinct-2', 4),
+                              ('avg_len', 'average length', 1), ('repetition', 'repetition', 4)])]
+
+def _table_value(res:dict, k:str, decimals:int) -> str:
+    "One value of the table, or why it is missing."
+    v = res.get(k)
+    if isinstance(v, (int, float)) and not isinstance(v, bool): return f'{v:.{decimals}f}'
+    if k == 'meteor': return f"unavailable ({(res.get('meteor_reason') or 'not computed').split(';')[0]})"
+    if k in ('rouge1', 'rouge2', 'rougeL') and res.get('rouge_reason'): return 'unavailable (jieba, rouge-chinese)'
+    return 'n/a (no attributes in the references)' if k in {x[0] for x in _TABLE_GROUPS[2][1]} else 'n/a'
+
+def metrics_table(res:dict) -> str:
+    "What `descgen evaluate` prints: examples, language and matching on top, then the metrics of `res` by group."
+    unit = 'characters' if res.get('lang') == 'zh' else 'words'
+    rows = [('examples', f"{res.get('n', 0):,} ({res.get('n_empty', 0):,} empty)"), ('language', res.get('lang', '?'))]
+    if res.get('matched'): rows.append(('matched', res['matched']))
+    if res.get('input_fixes'):
+        rows.append(('input fixes', ', '.join(f'{k} {v:,}' for k, v in res['input_fixes'].items())))
+    for title, keys in _TABLE_GROUPS:
+        keys = [kl for kl in keys if kl[0] in res]
+        if not keys: continue
+        rows += [('', ''), (title, '')]
+        rows += [('  ' + (f'{label} ({unit})' if k == 'avg_len' else label), _table_value(res, k, dec))
+                 for k, label, dec in keys]
+    w = max(len(a) for a, _ in rows) + 2
+    return '\n'.join(f'{a:<{w}}{b}'.rstrip() for a, b in rows)
+
 # %% ../nbs/18_evaluate.ipynb #ede20278
 def _evaluate_cmd(
     predictions:Param('system outputs: E2E TSV (MR<TAB>output), JSON lines, or one per line', required=True)=None,
@@ -250,11 +292,12 @@ def _evaluate_cmd(
     lang:Param("zh: metrics on characters plus ADGEN BLEU-4 / jieba ROUGE; default: the references' lang tags, "
                "else zh when most of their letters are CJK", choices=['en', 'zh'])=None,
     per_example:str=None, # also write per-example scores to this JSON lines file
+    json:bool=False, # print one JSON object (every aggregate metric) instead of the table, for scripts
 ) -> int:
     """Score generated descriptions: BLEU/NIST (E2E scorer), ROUGE-L, CIDEr, METEOR, chrF, attribute coverage and
-    hallucination, diversity. JSON lines predictions are matched to the inputs by id (an unknown, duplicated or
-    missing id is an error naming it and its line); without any ids, by position, said on stderr and as
-    "matched": "by position" in the output."""
+    hallucination, diversity; a table, or one JSON object with --json. JSON lines predictions are matched to the
+    inputs by id (an unknown, duplicated or missing id is an error naming it and its line); without any ids, by
+    position, said on stderr and as "matched": "by position" in the output."""
     if per_example: _check_out_file(Path(per_example), '--per-example')
     d = load_pairs(predictions, references, format)
     if d.get('matched') == 'by position':
@@ -268,11 +311,15 @@ def _evaluate_cmd(
     if d.get('matched'): res['matched'] = d['matched']
     rows = res.pop('per_example')
     if per_example: write_jsonl(per_example, [dict(id=i, **r) for i, r in zip(d['ids'], rows)])
-    print(json.dumps(res, ensure_ascii=False))
+    _print_results(res, json)
     return 0
 
+def _print_results(res:dict, as_json:bool):
+    "The results on stdout: one JSON object, or the table (`_evaluate_cmd`'s `json` flag hides the module's name)."
+    print(json.dumps(res, ensure_ascii=False) if as_json else metrics_table(res))
+
 def evaluate_cli(argv:list[str]|None=None) -> int:
-    "`descgen evaluate ...`: score a predictions file against references; prints one JSON object."
+    "`descgen evaluate ...`: score a predictions file against references; prints a table, or one JSON object (--json)."
     return run_cli(_evaluate_cmd, argv, 'descgen evaluate')
 
 # %% ../nbs/18_evaluate.ipynb #993cb5d9

@@ -74,16 +74,16 @@ def _split(tmp_path, lang):
 
 def test_evaluate_takes_lang_from_references(tmp_path, capsys):
     preds, refs = _split(tmp_path, 'zh')
-    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs)]) == 0
+    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs), '--json']) == 0
     cap = capsys.readouterr()
     out = json.loads(cap.out)
     assert out['lang'] == 'zh' and out['rouge_l'] > 0 and out['rouge1'] > 0 and 'lang tags' in cap.err
-    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs), '--lang', 'en']) == 0
+    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs), '--lang', 'en', '--json']) == 0
     assert json.loads(capsys.readouterr().out)['lang'] == 'en'
 
 def test_evaluate_zh_text_tagged_en_is_scored_as_zh(tmp_path, capsys):
     preds, refs = _split(tmp_path, 'en')  # the old prepare default tagged Chinese catalogs 'en'
-    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs)]) == 0
+    assert evaluate_cli(['--predictions', str(preds), '--references', str(refs), '--json']) == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out)['lang'] == 'zh' and 'CJK' in cap.err
 
@@ -136,7 +136,7 @@ def test_prepare_adgen_real_then_evaluate(data_dir, tmp_path, capsys):
     preds = tmp_path/'preds.jsonl'
     preds.write_text(''.join(json.dumps({'id': r['id'], 'prediction': r['references'][0]}, ensure_ascii=False) + '\n'
                              for r in map(json.loads, test.read_text(encoding='utf-8').splitlines())), encoding='utf-8')
-    assert evaluate_cli(['--predictions', str(preds), '--references', str(test)]) == 0
+    assert evaluate_cli(['--predictions', str(preds), '--references', str(test), '--json']) == 0
     res = json.loads(capsys.readouterr().out)
     # the references scored against themselves: language from the tags, every metric at its maximum, coverage high
     assert res['lang'] == 'zh' and abs(res['rouge_l'] - 100) < 1e-6 and abs(res['rougeL'] - 100) < 1e-3

@@ -263,7 +263,7 @@ def test_e2e_files_inputs_that_do_not_match(tmp_path):
 
 def test_e2e_files_empty_prediction_is_scored_and_counted(tmp_path, capsys):
     p, r = _e2e_files(tmp_path, [('name[A], eatType[pub]', 'A is a pub.'), ('name[B], food[French]', '')])
-    assert M.evaluate_cli(['--predictions', str(p), '--references', str(r), '--format', 'e2e']) == 0
+    assert M.evaluate_cli(['--predictions', str(p), '--references', str(r), '--format', 'e2e', '--json']) == 0
     out = json.loads(capsys.readouterr().out)
     assert out['n_empty'] == 1 and out['attr_coverage'] == 0.5
 
@@ -297,6 +297,30 @@ def _evaluate(capsys, *args):
     return rc, out, err
 
 
+
+def test_evaluate_prints_a_table_by_default_and_json_with_the_flag(tmp_path, capsys):
+    "Issue #16: a readable table (examples and language on top, metrics by group); --json: one JSON object, same values."
+    refs = tmp_path/'test.jsonl'
+    refs.write_text(''.join(json.dumps({'id': f'p{i}', 'attributes': [['colour', c]], 'references': [f'A {c} mug.']}) + '\n'
+                            for i, c in enumerate(['red', 'blue', 'green'])), encoding='utf-8')
+    preds = tmp_path/'preds.jsonl'
+    preds.write_text(''.join(json.dumps({'id': f'p{i}', 'prediction': p}) + '\n'
+                             for i, p in enumerate(['A red mug.', 'A blue cup.', 'A mug.'])), encoding='utf-8')
+    rc, table, err = _evaluate(capsys, '--predictions', preds, '--references', refs)
+    assert rc == 0 and not table.lstrip().startswith('{')
+    lines = table.splitlines()
+    assert [l.split()[0] for l in lines[:3]] == ['examples', 'language', 'matched']
+    assert lines[0].split()[1:] == ['3', '(0', 'empty)'] and lines[1].split()[-1] == 'en' and lines[2].endswith('by id')
+    groups = [l for l in lines if l and not l.startswith(' ')][3:]
+    assert groups == ['overlap with the references', 'faithfulness to the attributes', 'diversity and length']
+    rc, out, _ = _evaluate(capsys, '--predictions', preds, '--references', refs, '--json')
+    res = json.loads(out)
+    value = lambda label: next(l for l in lines if l.startswith('  ' + label + ' ')).split()[-1]
+    assert value('BLEU') == f"{res['bleu']:.2f}" and value('attribute coverage') == f"{res['attr_coverage']:.4f}"
+    assert value('ROUGE-L') == f"{res['rouge_l']:.2f}" and value('average length (words)') == f"{res['avg_len']:.1f}"
+    meteor = next(l for l in lines if l.startswith('  METEOR '))
+    assert ('unavailable (' in meteor) if res['meteor'] is None else meteor.endswith(f"{res['meteor']:.2f}")
+
 def test_evaluate_jsonl_ids_duplicated_unknown_missing_or_positional(tmp_path, capsys):
     "Issue #15, item 4: misaligned predictions are never scored; matching by position is said out loud."
     refs = tmp_path/'test.jsonl'
@@ -307,7 +331,7 @@ def test_evaluate_jsonl_ids_duplicated_unknown_missing_or_positional(tmp_path, c
         f.write_text(''.join(json.dumps(r) + '\n' for r in rows), encoding='utf-8')
         return f
     good = preds('good.jsonl', [{'id': f'p{i}', 'prediction': f'A {c} mug.'} for i, c in [(2, 'green'), (0, 'red'), (1, 'blue')]])
-    rc, out, err = _evaluate(capsys, '--predictions', good, '--references', refs)
+    rc, out, err = _evaluate(capsys, '--predictions', good, '--references', refs, '--json')
     res = json.loads(out)
     assert rc == 0 and res['matched'] == 'by id' and res['bleu'] == 100 and 'by position' not in err
     # as many predictions as inputs, one id twice: was BLEU 100 with p2 never scored
@@ -325,7 +349,7 @@ def test_evaluate_jsonl_ids_duplicated_unknown_missing_or_positional(tmp_path, c
         with pytest.raises(DescgenError, match=msg): M.load_pairs(f, refs)
     # no ids at all: by position, said on stderr and in the JSON
     pos = preds('pos.jsonl', [{'prediction': 'A red mug.'}, {'prediction': 'A blue mug.'}, {'prediction': 'A green mug.'}])
-    rc, out, err = _evaluate(capsys, '--predictions', pos, '--references', refs)
+    rc, out, err = _evaluate(capsys, '--predictions', pos, '--references', refs, '--json')
     assert rc == 0 and json.loads(out)['matched'] == 'by position' and 'matched 3 predictions to the references by position' in err
     assert M.load_pairs(pos, refs)['matched'] == 'by position'
     rc, out, err = _evaluate(capsys, '--predictions', preds('short.jsonl', [{'prediction': 'x'}]), '--references', refs)
@@ -353,7 +377,7 @@ def test_evaluate_empty_files_bad_bytes_and_folder_output_are_messages(tmp_path,
         rc, out, err = _evaluate(capsys, '--predictions', a[0], '--references', a[1], *a[2:])
         assert rc == 2 and re.search(msg, err) and 'Traceback' not in err and out == '', (args, err)
     rc, out, err = _evaluate(capsys, '--predictions', tmp_path/'p.txt', '--references', tmp_path/'r.txt',
-                             '--per-example', tmp_path/'new'/'rows.jsonl')
+                             '--per-example', tmp_path/'new'/'rows.jsonl', '--json')
     assert rc == 0 and json.loads(out)['matched'] == 'by position' and (tmp_path/'new'/'rows.jsonl').exists()
 
 
@@ -396,7 +420,7 @@ def test_tgen_bleu_nist_match_published(data_dir):
 def test_cli_on_tgen_prints_published_bleu(data_dir):
     res = subprocess.run([DESCGEN, 'evaluate',
                           '--predictions', str(data_dir / 'e2e/challenge_outputs/tgen.tsv'),
-                          '--references', str(data_dir / 'e2e/testset_w_refs.csv'), '--format', 'e2e'],
+                          '--references', str(data_dir / 'e2e/testset_w_refs.csv'), '--format', 'e2e', '--json'],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
