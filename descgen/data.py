@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #d97121ea
 from __future__ import annotations
-import hashlib, json, shutil, sys, tempfile, time
+import hashlib, json, math, shutil, sys, tempfile, time
 from collections import Counter
 from pathlib import Path
 from fastcore.script import Param
@@ -20,8 +20,9 @@ from .products import _stats
 from .recipes import _recipe_options, _file_fingerprint, _real_files
 
 # %% auto #0
-__all__ = ['DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'prepare', 'load_split', 'load_card', 'tokenize_products',
-           'make_collator', 'token_length_stats', 'add_token_stats', 'prepare_cli']
+__all__ = ['DATA_VERSION', 'SPLITS', 'DEFAULT_FRACTIONS', 'LENGTH_PERCENTILES', 'prepare', 'load_split', 'load_card',
+           'tokenize_products', 'make_collator', 'token_lengths', 'token_length_stats', 'add_token_stats',
+           'truncation_counts', 'choose_lengths', 'prepare_cli']
 
 # %% ../nbs/06_data.ipynb #985c1b36
 DATA_VERSION = 2   # 2: data card lists input values unseen in training
@@ -292,9 +293,11 @@ def _prompts_targets(products:list, tokenizer, kind:str, all_references:bool, sy
 def _causal_rows(b:dict, tokenizer, chat:bool, max_source_len:int, max_target_len:int) -> dict:
     "Causal LM rows of a batch of prompts and targets: `input_ids` = prompt + target (+ EOS), labels -100 on prompt."
     eos = tokenizer.eos_token_id
-    # chat: the template already holds the special tokens, and the assistant turn starts on a new line (no space)
-    P = tokenizer(b['prompt'], add_special_tokens=not chat)['input_ids']
-    T = tokenizer(b['target'] if chat else [' ' + t for t in b['target']], add_special_tokens=False)['input_ids']
+    # chat: the template already holds the special tokens, and the assistant turn starts on a new line (no space);
+    # verbose=False: no warning about texts longer than the model; the cuts are counted instead
+    P = tokenizer(b['prompt'], add_special_tokens=not chat, verbose=False)['input_ids']
+    T = tokenizer(b['target'] if chat else [' ' + t for t in b['target']], add_special_tokens=False,
+                  verbose=False)['input_ids']
     ids, labels, st, tt = [], [], [], []
     for p, t in zip(P, T):
         st.append(len(p) > max_source_len)
@@ -308,8 +311,8 @@ def _causal_rows(b:dict, tokenizer, chat:bool, max_source_len:int, max_target_le
 
 def _seq2seq_rows(b:dict, tokenizer, max_source_len:int, max_target_len:int) -> dict:
     "Encoder-decoder rows of a batch: `input_ids` = the prompt, `labels` = the target (its EOS from the tokenizer)."
-    S = tokenizer(b['prompt'])['input_ids']
-    T = tokenizer(text_target=b['target'])['input_ids']
+    S = tokenizer(b['prompt'], verbose=False)['input_ids']
+    T = tokenizer(text_target=b['target'], verbose=False)['input_ids']
     st, tt = [len(s) > max_source_len for s in S], [len(t) > max_target_len for t in T]
     S = [s[:max_source_len - 1] + s[-1:] if len(s) > max_source_len else s for s in S]  # keep the final EOS if any
     T = [t[:max_target_len] for t in T]
@@ -326,12 +329,12 @@ def _tok_cache(prompts:list, targets:list, tokenizer, kind:str, max_source_len:i
     d.mkdir(parents=True, exist_ok=True)
     return dict(cache_file_name=str(d/f'{key}.arrow'), load_from_cache_file=True)
 
-def tokenize_products(products, tokenizer, kind:str='causal', fmt:str='kv', max_source_len:int=256,
-                      max_target_len:int=128, all_references:bool=True, order:str='given', seed:int=0, cache:bool=True,
-                      system:str|None=CHAT_SYSTEM):
+def tokenize_products(products, tokenizer, kind:str='causal', fmt:str='kv', max_source_len:int|None=256,
+                      max_target_len:int|None=128, all_references:bool=True, order:str='given', seed:int=0,
+                      cache:bool=True, system:str|None=CHAT_SYSTEM):
     """A `datasets.Dataset` with `input_ids`, `attention_mask`, `labels` (-100 over the prompt), one row per
     (product, reference); causal LMs with a chat template are prompted through it (`prompt_text`) and learn the
-    assistant turn and its end token."""
+    assistant turn and its end token. A limit of None cuts nothing; the rows cut are in `truncation_counts(ds)`."""
     from datasets import Dataset
     if kind not in ('causal', 'seq2seq'): raise DescgenError(f"kind must be 'causal' or 'seq2seq', got {kind!r}")
     products = _as_products(products)
@@ -342,8 +345,9 @@ def tokenize_products(products, tokenizer, kind:str='causal', fmt:str='kv', max_
     ds = Dataset.from_dict({'prompt': prompts, 'target': targets})
     if not prompts: return Dataset.from_dict({'input_ids': [], 'attention_mask': [], 'labels': []})
     chat = uses_chat_template(tokenizer) and kind == 'causal'
-    rows = ((lambda b: _causal_rows(b, tokenizer, chat, max_source_len, max_target_len)) if kind == 'causal' else
-            (lambda b: _seq2seq_rows(b, tokenizer, max_source_len, max_target_len)))
+    src, tgt = (1 << 30 if n is None else n for n in (max_source_len, max_target_len))
+    rows = ((lambda b: _causal_rows(b, tokenizer, chat, src, tgt)) if kind == 'causal' else
+            (lambda b: _seq2seq_rows(b, tokenizer, src, tgt)))
     kw = _tok_cache(prompts, targets, tokenizer, kind, max_source_len, max_target_len) if cache else {}
     out = ds.map(rows, batched=True, batch_size=1000, remove_columns=['prompt', 'target'], desc=None, **kw)
     n_st, n_tt = sum(out['source_truncated']), sum(out['target_truncated'])
@@ -364,23 +368,24 @@ def make_collator(tokenizer, kind:str='causal', model=None, pad_to_multiple_of:i
     return DataCollatorForSeq2Seq(tokenizer, model=model if kind == 'seq2seq' else None, padding='longest',
                                   pad_to_multiple_of=pad_to_multiple_of, label_pad_token_id=-100, return_tensors='pt')
 
+# %% ../nbs/06_data.ipynb #a13cb82b
+def token_lengths(ds, kind:str='causal') -> tuple:
+    "(prompt or source lengths, target lengths) in tokens of the rows of a `tokenize_products` dataset (EOS included)."
+    src, tgt = [], []
+    for ids, lab in zip(ds['input_ids'], ds['labels']):
+        n_p = sum(1 for x in lab if x == -100) if kind == 'causal' else len(ids)
+        src.append(n_p)
+        tgt.append(len(ids) - n_p if kind == 'causal' else len(lab))
+    return src, tgt
+
 # %% ../nbs/06_data.ipynb #34bfd5c1
 def token_length_stats(ds, kind:str='causal') -> dict:
     "Token length statistics of a `tokenize_products` dataset: source (prompt), target and total."
-    src, tgt, tot = [], [], []
-    for ids, lab in zip(ds['input_ids'], ds['labels']):
-        if kind == 'causal':
-            n_p = sum(1 for x in lab if x == -100)
-            src.append(n_p)
-            tgt.append(len(ids) - n_p)
-        else:
-            src.append(len(ids))
-            tgt.append(len(lab))
-        tot.append(src[-1] + tgt[-1])
+    src, tgt = token_lengths(ds, kind)
     info = json.loads(ds.info.description or '{}')
-    return {'source_tokens': _stats(src), 'target_tokens': _stats(tgt), 'total_tokens': _stats(tot),
-            'rows': len(ds), 'source_truncated': info.get('source_truncated', 0),
-            'target_truncated': info.get('target_truncated', 0)}
+    return {'source_tokens': _stats(src), 'target_tokens': _stats(tgt),
+            'total_tokens': _stats([s + t for s, t in zip(src, tgt)]), 'rows': len(ds),
+            'source_truncated': info.get('source_truncated', 0), 'target_truncated': info.get('target_truncated', 0)}
 
 # %% ../nbs/06_data.ipynb #ab458869
 def add_token_stats(data_dir, tokenizer, kind:str='causal', fmt:str='kv', name:str|None=None, **tok_kw) -> dict:
@@ -396,6 +401,59 @@ def add_token_stats(data_dir, tokenizer, kind:str='causal', fmt:str='kv', name:s
     atomic_write_json(data_dir/'data_card.json', card)
     atomic_write_text(data_dir/'data_card.md', _card_markdown(card))
     return stats
+
+# %% ../nbs/06_data.ipynb #c2d4f6a8
+def truncation_counts(ds) -> dict:
+    "The rows of a `tokenize_products` dataset and how many had their prompt (source) or target cut, also in %."
+    info = json.loads(ds.info.description or '{}')
+    n, out = info.get('rows', len(ds)), {}
+    out['rows'] = n
+    for k in ('source_truncated', 'target_truncated'):
+        out[k], out[f'{k}_pct'] = info.get(k, 0), round(100 * info.get(k, 0) / n, 2) if n else 0.0
+    return out
+
+# %% ../nbs/06_data.ipynb #e4f6b8ca
+# percentiles of the training rows' token lengths that the limits default to (measured above): prompts whole,
+# descriptions cut for at most 1% of the rows
+LENGTH_PERCENTILES = {'source': 100, 'target': 99}
+
+def _percentile(xs:list, p:float) -> int:
+    "The nearest-rank `p`th percentile: the smallest value that at least `p`% of `xs` do not exceed."
+    xs = sorted(xs)
+    return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
+
+def _fit_context(s:int, t:int, s_data:int, given:tuple, context:int) -> tuple:
+    "(source, target) limits that fit `context` positions together; `given`: whether each was given by the user."
+    if given[1]: s = context - t          # a given description limit: the prompt gets the rest (the old rule)
+    elif given[0]: t = context - s        # a given prompt limit: the description gets the rest
+    else:                                 # both chosen: the prompt keeps its length up to half the context
+        s = min(s, context // 2)
+        t = min(t, context - s)
+        s = min(s_data, context - t)
+    for n, what, other in ((s, 'a prompt', f'max_target_len={t}'), (t, 'a description', f'max_source_len={s}')):
+        if n < 8: raise DescgenError(f'{other} leaves no room for {what} in {context} positions')
+    return s, t
+
+def choose_lengths(src_lens, tgt_lens, context:int|None=None, max_source_len:int|None=None,
+                   max_target_len:int|None=None, percentiles:dict=LENGTH_PERCENTILES) -> dict:
+    """The token limits of a run and where each comes from: a given limit is kept, None is a percentile
+    (`percentiles`) of the training rows' lengths `src_lens`, `tgt_lens`; with a `context` (a causal LM's positions)
+    both fit in it."""
+    lens, given, lim, how = {'source': list(src_lens), 'target': list(tgt_lens)}, {}, {}, {}
+    measured = {k: {'rows': len(v), 'p99': _percentile(v, 99), 'max': max(v)} if v else {'rows': 0}
+                for k, v in lens.items()}
+    for k, n in (('source', max_source_len), ('target', max_target_len)):
+        given[k] = n is not None
+        if not given[k] and not lens[k]: raise DescgenError(f'no training rows to choose max_{k}_len from')
+        p = percentiles[k]
+        lim[k] = n if given[k] else _percentile(lens[k], p)
+        how[k] = 'given' if given[k] else f"{'the longest' if p == 100 else f'p{p:g}'} of the training rows"
+    if context and lim['source'] + lim['target'] > context:
+        fit = dict(zip(lim, _fit_context(lim['source'], lim['target'], lim['source'], tuple(given.values()), context)))
+        how.update({k: how[k] + f', cut to fit {context} positions' for k in lim if fit[k] != lim[k]})
+        lim = fit
+    return {'max_source_len': lim['source'], 'max_target_len': lim['target'], 'context': context, 'how': how,
+            'measured': measured}
 
 # %% ../nbs/06_data.ipynb #94c137c2
 def _parse_opt(s:str):

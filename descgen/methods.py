@@ -30,8 +30,8 @@ class TrainConfig:
     method: str = 'lora'                 # fine-tuning method
     # data
     fmt: str = 'kv'                      # prompt format (descgen.data.make_prompt)
-    max_source_len: int = 256            # prompt tokens kept
-    max_target_len: int = 128            # description tokens kept (EOS included)
+    max_source_len: int|None = None      # prompt tokens kept; None: the longest training prompt (choose_lengths)
+    max_target_len: int|None = None      # description tokens kept, EOS included; None: p99 of the training rows
     max_train_examples: int|None = None  # use only the first n training products (None: all)
     max_eval_examples: int|None = None   # use only the first n validation products
     sampler: str = 'group_by_length'     # training order: batches of similar lengths, random, or the file order

@@ -4,13 +4,14 @@
 
 # %% ../nbs/13_finetune.ipynb #740a3d48
 from __future__ import annotations
-import argparse, json, math, os, shutil, time
+import argparse, json, math, os, shutil, sys, time
 from pathlib import Path
 from types import SimpleNamespace
 from fastcore.docments import docments
 from .core import (DescgenError, atomic_write_json, atomic_write_text, canonical_json, stable_hash, set_seed,
                           peak_memory_mb, autocast_dtype, env_info, read_jsonl, param_summary, dir_bytes, set_threads)
-from .data import prepare, load_split, tokenize_products, make_collator
+from .data import (prepare, load_split, tokenize_products, make_collator, token_lengths, choose_lengths,
+                          truncation_counts)
 from .models import DEFAULT_BASE, build_base, kit_base_spec, load_model, model_kind
 # The methods chapter, re-exported: `from descgen.train import TrainConfig, apply_method` keeps working.
 from .methods import *
@@ -159,38 +160,50 @@ def _load_base(base:str, cfg:TrainConfig):
     if cfg.pack and kind != 'causal': raise DescgenError('pack=True is only for causal LMs')
     return net, tok, kind
 
-def _fit_lengths(net, kind:str, cfg:TrainConfig) -> tuple:
-    "`(max_source_len, max_target_len)`: for a causal LM the prompt is shortened so that both fit the position table."
-    src_len, tgt_len = cfg.max_source_len, cfg.max_target_len
+def _context(net, kind:str) -> int|None:
+    "The positions prompt and description share: a causal LM's position table; None for an encoder-decoder."
     n_pos = getattr(net.config, 'n_positions', None) or getattr(net.config, 'max_position_embeddings', None)
-    if kind == 'causal' and n_pos and src_len + tgt_len > n_pos:
-        if n_pos - tgt_len < 8:
-            raise DescgenError(f'max_target_len={tgt_len} leaves no room for a prompt in {n_pos} positions')
-        src_len = n_pos - tgt_len
-    return src_len, tgt_len
+    return n_pos if kind == 'causal' else None
 
 # %% ../nbs/13_finetune.ipynb #c91cb0f7
-def _train_data(data_dir:Path, tok, kind:str, cfg:TrainConfig, lengths:tuple) -> SimpleNamespace:
+def _train_data(data_dir:Path, tok, kind:str, cfg:TrainConfig, context:int|None) -> SimpleNamespace:
     """The products, tokenised datasets and collator of a run: the data chapter tokenises (prompt masked with -100, one
-    row per reference) and pads dynamically; `pack` flattens a batch into one row instead."""
+    row per reference) within the limits `choose_lengths` gives, counts what they cut, and pads dynamically; `pack`
+    flattens a batch into one row instead."""
     from transformers import DataCollatorWithFlattening
     train_p, val_p = load_split(data_dir, 'train'), load_split(data_dir, 'validation')
     if cfg.max_train_examples: train_p = train_p[:cfg.max_train_examples]
     if cfg.max_eval_examples: val_p = val_p[:cfg.max_eval_examples]
     if not train_p or not val_p: raise DescgenError(f'{data_dir}: the train and validation splits must not be empty')
-    src_len, tgt_len = lengths
-    tk = dict(tokenizer=tok, kind=kind, fmt=cfg.fmt, max_source_len=src_len, max_target_len=tgt_len)
+    tk = dict(tokenizer=tok, kind=kind, fmt=cfg.fmt)
+    measured = ([], [])
+    if cfg.max_source_len is None or cfg.max_target_len is None:   # measure the training rows, uncut
+        measured = token_lengths(tokenize_products(train_p, max_source_len=None, max_target_len=None, **tk), kind)
+    lengths = choose_lengths(*measured, context=context, max_source_len=cfg.max_source_len,
+                             max_target_len=cfg.max_target_len)
+    tk.update(max_source_len=lengths['max_source_len'], max_target_len=lengths['max_target_len'])
     train_ds, val_ds = tokenize_products(train_p, **tk), tokenize_products(val_p, **tk)
-    truncated = {k: json.loads(d.info.description or '{}') for k, d in (('train', train_ds), ('validation', val_ds))}
     collator = DataCollatorWithFlattening(return_position_ids=True) if cfg.pack else make_collator(tok, kind)
-    return SimpleNamespace(train_p=train_p, val_p=val_p, train_ds=train_ds, val_ds=val_ds, src_len=src_len,
-                           tgt_len=tgt_len, truncated=truncated, collator=collator)
+    return SimpleNamespace(train_p=train_p, val_p=val_p, train_ds=train_ds, val_ds=val_ds, lengths=lengths,
+                           src_len=lengths['max_source_len'], tgt_len=lengths['max_target_len'],
+                           truncated={'train': truncation_counts(train_ds), 'validation': truncation_counts(val_ds)},
+                           collator=collator)
 
 def _total_steps(cfg:TrainConfig, n_rows:int) -> int:
     "Optimizer steps of the run: `max_steps`, or `epochs` over `n_rows` shared by the processes of `accelerate launch`."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     steps_per_epoch = math.ceil(math.ceil(n_rows / (cfg.batch_size * world)) / cfg.grad_accum)
     return cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+
+# %% ../nbs/13_finetune.ipynb #b06691cb
+def _truncation_line(lengths:dict, truncated:dict) -> str:
+    "`truncation: ...`: the token limits of a run, where they come from, and the rows they cut in each split."
+    how = lengths['how']
+    cut = lambda c, k, what: f"{c[k]:,} of {c['rows']:,} {what} ({c[k + '_pct']:.1f}%)"
+    splits = '; '.join(f"{sp} {cut(c, 'source_truncated', 'prompts')}, {cut(c, 'target_truncated', 'descriptions')}"
+                       for sp, c in truncated.items())
+    return (f"truncation: prompts cut to {lengths['max_source_len']:,} tokens ({how['source']}), descriptions to "
+            f"{lengths['max_target_len']:,} ({how['target']}): {splits}")
 
 # %% ../nbs/13_finetune.ipynb #f36eadc7
 def _with_method(net, cfg:TrainConfig, kind:str, total_steps:int):
@@ -253,16 +266,16 @@ def _make_trainer(net, tok, cfg:TrainConfig, kind:str, data:SimpleNamespace, arg
 # %% ../nbs/13_finetune.ipynb #782c628e
 def _write_config(out:Path, key:dict, cfg:TrainConfig, kind:str, prec:str|None, total_steps:int, method_info:dict,
                   params:dict, data:SimpleNamespace, data_dir:Path):
-    """`config.json` and `config.yaml` (the resolved configuration) and the data card: the run directory records what
-    was used before training starts, so that an interrupted run can be audited and resumed."""
+    """`config.json` and `config.yaml` (the resolved configuration, with the token limits used, where they come from,
+    and what they cut in each split) and the data card: the run directory records what was used before training
+    starts, so that an interrupted run can be audited and resumed."""
     import yaml
-    cut = ('source_truncated', 'target_truncated')
     resolved = {**json.loads(canonical_json(key)), 'method_info': method_info, 'kind': kind,
                 'learning_rate': cfg.learning_rate, 'precision': prec or 'fp32', 'total_steps': total_steps,
                 'train_rows': len(data.train_ds), 'val_rows': len(data.val_ds),
-                'max_source_len_used': data.src_len, 'max_target_len_used': data.tgt_len,
-                'truncated': {k: {x: v.get(x) for x in cut} for k, v in data.truncated.items()},
-                'train_products': len(data.train_p), 'val_products': len(data.val_p), **params}
+                'max_source_len_used': data.src_len, 'max_target_len_used': data.tgt_len, 'lengths': data.lengths,
+                'truncated': data.truncated, 'train_products': len(data.train_p), 'val_products': len(data.val_p),
+                **params}
     atomic_write_json(out/'config.json', resolved)
     atomic_write_text(out/'config.yaml', yaml.safe_dump(resolved, sort_keys=False))
     if (data_dir/'data_card.json').exists(): shutil.copy(data_dir/'data_card.json', out/'data_card.json')
@@ -347,7 +360,8 @@ def _finetune(data_dir, model, method, out, callbacks, progress, overwrite, conf
     out = _run_dir(out, key, method, overwrite, main)
     if (out/'metrics.json').exists() and not overwrite: return out
     net, tok, kind = _load_base(base, cfg)
-    data = _train_data(data_dir, tok, kind, cfg, _fit_lengths(net, kind, cfg))
+    data = _train_data(data_dir, tok, kind, cfg, _context(net, kind))
+    if main: print(_truncation_line(data.lengths, data.truncated), file=sys.stderr)
     total_steps = _total_steps(cfg, len(data.train_ds))
     net, method_info, params = _with_method(net, cfg, kind, total_steps)
     prec = _precision(cfg)
@@ -357,7 +371,9 @@ def _finetune(data_dir, model, method, out, callbacks, progress, overwrite, conf
     r = _train_and_save(trainer, out)
     if not trainer.is_world_process_zero(): return out
     trainer.state.save_to_json(str(out/'trainer_state.json'))
-    atomic_write_json(out/'metrics.json', _metrics(trainer, r, cfg, kind, base, data_dir, params, out, prec, t0))
+    m = _metrics(trainer, r, cfg, kind, base, data_dir, params, out, prec, t0)
+    m.update(max_source_len_used=data.src_len, max_target_len_used=data.tgt_len, truncated=data.truncated)
+    atomic_write_json(out/'metrics.json', m)
     return out
 
 # %% ../nbs/13_finetune.ipynb #4e288601
