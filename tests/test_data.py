@@ -231,3 +231,32 @@ def test_batches_feed_a_model(syn_dir, kind):
     if kind == 'seq2seq': assert 'decoder_input_ids' in batch
     with torch.no_grad(): out = model(**batch)
     assert torch.isfinite(out.loss) and out.loss.item() > 0
+
+
+@pytest.mark.parametrize('kind', ['causal', 'seq2seq'])
+def test_limits_from_the_data_and_what_they_cut(syn_dir, kind):
+    "Issue #16: limits None cut nothing and raise no length warning; choose_lengths: the longest prompt, p99 of targets."
+    import io, logging
+    ps = D.load_split(syn_dir, 'train')[:60]
+    tok = toy_tokenizer([D.make_prompt(p) for p in ps] + [r for p in ps for r in p.references], seq2seq=kind == 'seq2seq')
+    tok.model_max_length = 16   # shorter than every row: the tokenizer's own warning would fire
+    cap = io.StringIO()
+    handler = logging.StreamHandler(cap)
+    logging.getLogger('transformers').addHandler(handler)
+    try: free = D.tokenize_products(ps, tok, kind, max_source_len=None, max_target_len=None, cache=False)
+    finally: logging.getLogger('transformers').removeHandler(handler)
+    assert 'Token indices sequence length' not in cap.getvalue()
+    assert D.truncation_counts(free) == {'rows': 60, 'source_truncated': 0, 'source_truncated_pct': 0.0,
+                                         'target_truncated': 0, 'target_truncated_pct': 0.0}
+    src, tgt = D.token_lengths(free, kind)
+    assert min(src) > 16 and len(tgt) == 60
+    ch = D.choose_lengths(src, tgt)
+    assert ch['max_source_len'] == max(src) and ch['max_target_len'] == sorted(tgt)[59]   # p99 of 60 rows: the 60th
+    assert D.choose_lengths(src, list(range(1, 201)))['max_target_len'] == 198           # of 200: the 198th
+    cut = D.truncation_counts(D.tokenize_products(ps, tok, kind, max_source_len=ch['max_source_len'],
+                                                  max_target_len=ch['max_target_len'], cache=False))
+    assert cut['source_truncated'] == 0 and cut['target_truncated'] == sum(t > ch['max_target_len'] for t in tgt) <= 1
+    # a causal LM with fewer positions than prompt + description: both fit, the prompt keeps its length up to half
+    small = D.choose_lengths(src, tgt, context=max(src) + 10)
+    assert small['max_source_len'] + small['max_target_len'] == max(src) + 10
+    assert 'cut to fit' in small['how']['target'] and small['max_source_len'] == min(max(src), (max(src) + 10) // 2)
