@@ -8,7 +8,8 @@ import gc, json, os, subprocess, sys, tempfile
 from pathlib import Path
 from .core import (DescgenError, cache_root, count_parameters, data_root, dir_bytes, param_summary,
                           peak_rss_mb, set_seed, set_threads)
-from .data import load_split, make_collator, prepare, tokenize_products
+from .data import Product, load_split, make_collator, prepare, tokenize_products
+from .loading import DEFAULT_BASE
 from .models import (BlockCollator, build_base, load_corpus, load_model, model_config, pack_blocks,
                             size_config, train_tokenizer)
 from .train import DEFAULT_LR, TrainConfig, apply_method, finetune, make_trainer_class
@@ -16,8 +17,9 @@ from .measure import *
 from .measure import _THREADS, _gemm_probe, _goal
 
 # %% auto #0
-__all__ = ['cached_base', 'bench_base', 'bench_pretrain', 'train_recipes', 'bench_train', 'lora_worker', 'run_in_subprocess',
-           'bench_lora']
+__all__ = ['LEVERS', 'LEVER_LORA', 'E2E_DEV_PAIRS', 'cached_base', 'bench_base', 'bench_pretrain', 'train_recipes', 'bench_train',
+           'lora_worker', 'run_in_subprocess', 'bench_lora', 'lever_dataset', 'step_flops', 'lever_pairs', 'lever_rows',
+           'bench_levers']
 
 # %% ../nbs/26_training_bench.ipynb #e7207e78
 _TOKENIZERS = {}
@@ -346,3 +348,137 @@ def bench_lora(quick:bool=False, out_dir=None, shapes=None, steps:int|None=None,
              'shapes': {s: LORA_SHAPES[s] for s in shapes}, 'lora_faster_at': saves, 'lora_less_memory_at': mem}
     return write_benchmark('lora', rows, title='Full fine-tuning vs LoRA across model sizes (CPU)', note=note,
                            cols=cols, command=command_line('lora', quick, out_dir), extra=extra, out_dir=out_dir)
+
+# %% ../nbs/26_training_bench.ipynb #eb6d89c8
+# the levers of `bench levers`: (name, prompt, sampler, labelled_only, pack, lora_top_k, method)
+#   prompt: 'template' = the chat template with its own default system prompt, 'kit' = CHAT_SYSTEM, 'bare' = none
+LEVERS = [
+    ('Trainer defaults', 'template', 'random', False, False, None, 'lora'),
+    ('+ logits at labels only', 'template', 'random', True, False, None, 'lora'),
+    ('+ length-grouped batches', 'template', 'group_by_length', False, False, None, 'lora'),
+    ('+ packing', 'template', 'random', False, True, None, 'lora'),
+    ('+ kit chat prompt', 'kit', 'random', False, False, None, 'lora'),
+    ('+ bare prompt', 'bare', 'random', False, False, None, 'lora'),
+    ('+ top 8 of 30 blocks', 'template', 'random', False, False, 8, 'lora'),
+    ('kit recipe', 'bare', 'group_by_length', True, False, None, 'lora'),
+    ('kit recipe, top 8 blocks', 'bare', 'group_by_length', True, False, 8, 'lora'),
+    ('kit recipe, top 4 blocks', 'bare', 'group_by_length', True, False, 4, 'lora'),
+    ('Trainer defaults, full', 'template', 'random', False, False, None, 'full'),
+    ('kit recipe, full', 'bare', 'group_by_length', True, False, None, 'full'),
+]
+LEVER_LORA = dict(lora_r=16, lora_alpha=32, lora_dropout=0.0, target_modules=['all-linear'])   # as the issue's runs
+
+# %% ../nbs/26_training_bench.ipynb #8b203d97
+def lever_dataset(tok, products:list, prompt:str, max_len:int=512):
+    "The tokenised rows of `products` prompted as `prompt` says: 'template', 'kit' or 'bare' (see `LEVERS`)."
+    import copy
+    if prompt not in ('template', 'kit', 'bare'): raise DescgenError(f'unknown prompt style {prompt!r}')
+    t = tok
+    if prompt == 'bare':
+        t = copy.deepcopy(tok)
+        t.chat_template = None
+    kw = dict(system=None) if prompt == 'template' else {}
+    return tokenize_products(products, t, kind='causal', max_source_len=max_len, max_target_len=max_len, cache=False,
+                             **kw)
+
+# %% ../nbs/26_training_bench.ipynb #38cb7d4d
+def step_flops(model, batch:dict, labelled_only:bool=True) -> int:
+    "FLOPs of one forward and backward pass of `batch` (counted by torch's `FlopCounterMode`), gradients cleared."
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from descgen.loss import batch_token_loss, labelled_token_loss
+    loss_fn = labelled_token_loss if labelled_only else batch_token_loss
+    with FlopCounterMode(display=False) as fc: loss_fn(model, batch).backward()
+    model.zero_grad(set_to_none=True)
+    return int(fc.get_total_flops())
+
+# %% ../nbs/26_training_bench.ipynb #1bd1e66a
+def lever_pairs(n:int, dataset:str='e2e', seed:int=0) -> list:
+    "`n` (product, reference) pairs drawn at random (seeded) from the training split of `dataset`, one product each."
+    import random
+    prods = load_split(prepare(dataset), 'train')
+    pairs = [(p, r) for p in prods for r in p.references]
+    random.Random(seed).shuffle(pairs)
+    return [Product(f'{p.id}-{j}', p.attributes, [r]) for j, (p, r) in enumerate(pairs[:n])]
+
+# %% ../nbs/26_training_bench.ipynb #48d5b36a
+def _lever_row(base, sd:dict, tok, pairs:list, lever:tuple, *, batch_size:int, warmup:int) -> dict:
+    "Train one lever of `LEVERS` from the weights `sd` over `pairs`: its measured row (speed, FLOPs, padding)."
+    import copy
+    from transformers import DataCollatorWithFlattening
+    name, prompt, sampler, labelled, pack, top_k, method = lever
+    n_pos = getattr(base.config, 'max_position_embeddings', None) or getattr(base.config, 'n_positions', 1024)
+    ds = lever_dataset(tok, pairs, prompt, max_len=min(512, n_pos // 2))
+    if pack: ds = ds.remove_columns([c for c in ds.column_names if c not in ('input_ids', 'labels')])
+    base.load_state_dict(sd)
+    set_seed(0)
+    opts = LEVER_LORA if method == 'lora' else {}
+    model, _ = apply_method(copy.deepcopy(base), TrainConfig(method=method, lora_top_k=top_k, **opts), 'causal')
+    collator = DataCollatorWithFlattening(return_position_ids=True) if pack else make_collator(tok, 'causal')
+    flops = step_flops(model, collator([ds[j] for j in range(batch_size)]), labelled)
+    positions = sum(len(ds[j]['input_ids']) for j in range(batch_size)) if pack else \
+        batch_size * max(len(ds[j]['input_ids']) for j in range(batch_size))
+    reset_peak_rss()
+    r, _ = measure_training(model, ds, collator, trainer_cls=make_trainer_class('causal', labelled_only=labelled),
+                            sampler=sampler, batch_size=batch_size, steps=len(pairs) // batch_size, warmup=warmup,
+                            lr=1e-4)
+    tokens = sum(len(x) for x in ds['input_ids'])
+    return {'lever': name, 'method': method, 'prompt': prompt, 'sampler': sampler,
+            'logits': 'labelled' if labelled else 'every', 'pack': pack, 'top_k': top_k or 30,
+            'tokens_per_pair': tokens / len(ds), 'pairs_per_s': r['useful_tokens_per_s'] / (tokens / len(ds)),
+            'flops_per_position': flops / positions, 'peak_rss_mb': rss_mb('VmHWM'), **r}
+
+# %% ../nbs/26_training_bench.ipynb #aede2837
+def lever_rows(pairs:list, levers=None, *, base_model:str=DEFAULT_BASE, batch_size:int=8, warmup:int=2) -> list:
+    "One row per lever (default: all of `LEVERS`) on `pairs`, each trained from the same weights of `base_model`."
+    base, tok = load_model(base_model)
+    sd = {k: v.clone() for k, v in base.state_dict().items()}
+    rows = [_lever_row(base, sd, tok, pairs, lv, batch_size=batch_size, warmup=warmup) for lv in (levers or LEVERS)]
+    ref = rows[0]['pairs_per_s']
+    for r in rows:
+        r['speedup'] = r['pairs_per_s'] / ref
+        r['executed_gflops'] = r['flops_per_position'] * r['computed_tokens_per_s'] / 1e9
+    return rows
+
+# %% ../nbs/26_training_bench.ipynb #b9cf844e
+E2E_DEV_PAIRS = 4240   # (MR, reference) pairs of the official E2E dev set, the epoch of the issue's goal
+
+def _lever_goals(rows:list, ref:float) -> list[dict]:
+    "Speed-up, share of the GEMM rate and projected epoch time of every 'kit recipe' LoRA row."
+    goals = []
+    for r in rows:
+        if not r['lever'].startswith('kit recipe') or r['method'] != 'lora': continue
+        epoch_min = E2E_DEV_PAIRS / r['pairs_per_s'] / 60
+        goals += [_goal(f"{r['lever']}: pairs/s vs Trainer defaults", '>= 2.5x', round(r['speedup'], 2),
+                        r['speedup'] >= 2.5),
+                  _goal(f"{r['lever']}: executed FLOP/s over the GEMM rate", '>= 0.75',
+                        round(r['executed_gflops'] / ref, 3), r['executed_gflops'] / ref >= 0.75),
+                  _goal(f"{r['lever']}: one epoch of {E2E_DEV_PAIRS:,} pairs (minutes)", '<= 8', round(epoch_min, 1),
+                        epoch_min <= 8)]
+    return goals
+
+# %% ../nbs/26_training_bench.ipynb #1833f72d
+def bench_levers(quick:bool=False, out_dir=None, pairs:int|None=None, batch_size:int=8, base_model:str=DEFAULT_BASE,
+                 levers=None) -> Path:
+    """Benchmark `levers`: SmolLM2 LoRA (and full) fine-tuning on E2E training pairs, Trainer defaults against each
+    lever of the kit's recipe alone and all together; pairs/s, useful tokens/s, executed FLOP/s vs the GEMM rate."""
+    n = pairs or (8 if quick else 96)
+    levers = levers or ([LEVERS[0], LEVERS[7]] if quick else LEVERS)
+    load0, g0 = machine_load(), _gemm_probe(quick)
+    rows = lever_rows(lever_pairs(n), levers, base_model=base_model, batch_size=batch_size, warmup=1 if quick else 2)
+    g1 = _gemm_probe(quick)
+    ref = max(g0['gflops_median'], g1['gflops_median'])
+    for r in rows: r['gemm_frac'] = r['executed_gflops'] / ref
+    note = (f"{base_model}, fp32; {n} (MR, reference) pairs drawn at random (seed 0) from the E2E training split, the "
+            f"same for every row, batch {batch_size}; LoRA r=16 alpha 32 on every linear layer (of the top k blocks "
+            f"where `top_k` < 30), AdamW lr 1e-4; {rows[0]['steps_timed']} timed steps after the "
+            "warm-up. `speedup`: pairs/s over the Trainer-defaults row. `executed_gflops`: FLOPs of one step counted by "
+            f"torch's FlopCounterMode per computed position x computed positions/s; fp32 GEMM median {ref:.1f} "
+            f"GFLOP/s in the same run (before {g0['gflops_median']:.1f}, after {g1['gflops_median']:.1f}).")
+    cols = ['lever', 'method', 'prompt', 'sampler', 'logits', 'top_k', 'tokens_per_pair', 'pad_fraction', 'step_s_median',
+            'pairs_per_s', 'useful_tokens_per_s', 'speedup', 'executed_gflops', 'gemm_frac', 'peak_rss_mb']
+    extra = {'gemm_before': g0, 'gemm_after': g1, 'gemm_reference_gflops': ref, 'load_before': load0, 'quick': quick,
+             'goals': _lever_goals(rows, ref), 'pairs': n, 'base_model': base_model}
+    return write_benchmark('levers', rows, title='SmolLM2 fine-tuning on a CPU: the levers of the kit recipe',
+                           note=note, cols=cols, command=command_line('levers', quick, out_dir), extra=extra,
+                           out_dir=out_dir)
