@@ -4,15 +4,15 @@
 
 # %% ../nbs/15_decoding.ipynb #68cf4120
 from __future__ import annotations
-import functools, sys, warnings
+import contextlib, functools, inspect, sys, types, warnings, weakref
 from typing import Iterable, Sequence
 from .core import DescgenError
 from .products import uses_chat_template
 from .loading import model_kind
 
 # %% auto #0
-__all__ = ['SHARED_PREFIX_MIN', 'encode_prompts', 'length_batches', 'pad_batch', 'generation_config', 'growing_cache',
-           'common_prefix_len', 'generate_ids']
+__all__ = ['SHARED_PREFIX_MIN', 'encode_prompts', 'length_batches', 'pad_batch', 'generation_config', 'packed_linears',
+           'growing_cache', 'common_prefix_len', 'generate_ids']
 
 # %% ../nbs/15_decoding.ipynb #8bf89c53
 def _base_model(model):
@@ -31,6 +31,16 @@ def _max_positions(model) -> int|None:
         v = getattr(cfg, a, None)
         if isinstance(v, int) and v > 0: return v
     return None
+
+# %% ../nbs/15_decoding.ipynb #83f1d13e
+def _cache_name(model) -> str:
+    "The keyword a model's forward and `generate` take the key/value cache by: `cache` (transformers 5.25+) or the old one."
+    return 'cache' if 'cache' in inspect.signature(_base_model(model).forward).parameters else 'past_key_values'
+
+def _out_cache(out):
+    "The key/value cache of a forward's output, under either name."
+    c = getattr(out, 'cache', None)
+    return c if c is not None else out.past_key_values
 
 # %% ../nbs/15_decoding.ipynb #56c1087c
 def _prefix_tokens(model) -> int:
@@ -125,6 +135,52 @@ def _cut_at(ids:list[int], stops:Iterable[int]) -> list[int]:
 def _rng_devices(dev) -> dict:
     return dict(devices=[dev.index or 0], device_type=dev.type) if dev.type in ('cuda', 'xpu') else dict(devices=[])
 
+# %% ../nbs/15_decoding.ipynb #5af225d8
+def _can_pack() -> bool:
+    "oneDNN's fp32 linear with pre-packed weights is available (x86-64 builds of torch)."
+    import platform, torch
+    return (platform.machine().lower() in ('x86_64', 'amd64') and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, '_linear_pointwise') and hasattr(torch.ops.mkldnn, '_reorder_linear_weight'))
+
+def _packable(m) -> bool:
+    "A CPU fp32 `nn.Linear` (or GPT-2's `Conv1D`, weight stored transposed) whose weight can be packed."
+    import torch
+    w = getattr(m, 'weight', None)
+    return ((type(m) is torch.nn.Linear or type(m).__name__ == 'Conv1D') and isinstance(w, torch.Tensor)
+            and w.dim() == 2 and w.dtype == torch.float32 and w.device.type == 'cpu' and not w.is_mkldnn)
+
+# %% ../nbs/15_decoding.ipynb #c34d5c98
+_PACKED = weakref.WeakKeyDictionary()   # layer -> ((weight version, data pointer), packed weight)
+
+def _pack(m):
+    "The weight of layer `m` in oneDNN's blocked layout, made again only when the weight has changed."
+    import torch
+    w = m.weight
+    key, got = (w._version, w.data_ptr()), _PACKED.get(m)
+    if got is None or got[0] != key:
+        wt = w.detach().t().contiguous() if type(m).__name__ == 'Conv1D' else w.detach()
+        with torch.inference_mode(False), torch.no_grad():
+            got = _PACKED[m] = (key, torch.ops.mkldnn._reorder_linear_weight(wt, batch_size=32))
+    return got[1]
+
+def _packed_forward(m, packed):
+    "A forward for layer `m` through its packed weight."
+    import torch
+    def forward(x):
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), packed, m.bias, 'none', [], '')
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+    return forward
+
+@contextlib.contextmanager
+def packed_linears(model, enabled:bool=True):
+    """Inside the block, `model`'s fp32 CPU linear layers multiply through oneDNN with weights packed once (yields how
+    many layers); afterwards they are as before. Nothing changes where oneDNN is unavailable or `enabled` is False."""
+    mods = [m for m in model.modules() if _packable(m)] if enabled and _can_pack() else []
+    for m in mods: m.forward = _packed_forward(m, _pack(m))
+    try: yield len(mods)
+    finally:
+        for m in mods: m.__dict__.pop('forward', None)
+
 # %% ../nbs/15_decoding.ipynb #d9f56856
 @functools.lru_cache(maxsize=None)   # one class, made on first use (transformers is imported lazily)
 def _growing_layer_class():
@@ -172,8 +228,8 @@ def _generate_with_prefix(model, ids, mask, g, nv:int):
     cache = model.get_prompt(batch_size=bs * copies)
     ids = torch.cat([torch.full((bs, nv), g.pad_token_id, dtype=ids.dtype), ids], 1)   # placeholders for the prefix
     mask = torch.cat([torch.ones((bs, nv), dtype=mask.dtype), mask], 1)
-    res = model.get_base_model().generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache,
-                                          generation_config=g)
+    res = model.get_base_model().generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g,
+                                          **{_cache_name(model): cache})
     return res[:, nv:]
 
 # %% ../nbs/15_decoding.ipynb #4ac05576
@@ -188,29 +244,42 @@ def common_prefix_len(seqs:Sequence[Sequence[int]]) -> int:
 
 # %% ../nbs/15_decoding.ipynb #1fb7733d
 def _prefix_kv(model, prefix:Sequence[int]):
-    "Per layer, the (keys, values) of `prefix` run through `model` once (batch of one)."
+    "Per layer, the (keys, values) of `prefix` run once through `model` without its output layer (batch of one)."
     import torch
-    out = model(input_ids=torch.tensor([list(prefix)], device=_device(model)), use_cache=True)
-    return [(l.keys, l.values) for l in out.past_key_values.layers]
+    body = _base_model(model).base_model   # the transformer without its output layer (peft adapters stay in it)
+    out = body(input_ids=torch.tensor([list(prefix)], device=_device(model)), use_cache=True)
+    return [(l.keys, l.values) for l in _out_cache(out).layers]
 
-def _cache_from(model, kv, rows:int):
-    "A fresh cache (growing when the model allows) holding `kv` repeated for `rows` rows."
+def _cache_from(model, kv, rows:int, growing:bool=True):
+    "A fresh cache (growing when asked and the model allows) holding `kv` repeated for `rows` rows."
     from transformers.cache_utils import DynamicCache
-    c = growing_cache(model) or DynamicCache(config=_base_model(model).config)
+    c = (growing_cache(_base_model(model)) if growing else None) or DynamicCache(config=_base_model(model).config)
     for i, (k, v) in enumerate(kv):
         c.update(k.expand(rows, -1, -1, -1).contiguous(), v.expand(rows, -1, -1, -1).contiguous(), i)
     return c
 
+# %% ../nbs/15_decoding.ipynb #e48502e5
+def _prefill(model, ids, mask, kv=None, copies:int=1, growing:bool=True):
+    """A cache holding every column of a left-padded batch but the last (a shared prefix's `kv` for the first ones),
+    its rows repeated `copies` times (one per beam or sample): `generate` starts from it and runs the last column."""
+    import torch
+    c = _cache_from(model, kv or [], ids.shape[0], growing)
+    P = kv[0][0].shape[-2] if kv else 0
+    if ids.shape[1] - 1 > P:
+        dev, pos = _device(model), (mask.long().cumsum(-1) - 1).clamp(min=0)
+        _base_model(model).base_model(input_ids=ids[:, P:-1].to(dev), attention_mask=mask[:, :-1].to(dev),
+                                      position_ids=pos[:, P:-1].to(dev), use_cache=True, **{_cache_name(model): c})
+    if copies > 1: c.batch_repeat_interleave(copies)
+    return c
+
 # %% ../nbs/15_decoding.ipynb #77e3471c
-SHARED_PREFIX_MIN = 32   # tokens all prompts must share before their keys/values are computed once and reused
+SHARED_PREFIX_MIN = 8   # tokens all prompts must share before their keys/values are computed once and reused
 
 def _shared_prefix_len(model, encoded:Sequence[Sequence[int]], g, maxpos:int|None) -> int:
     "Tokens of the prefix all `encoded` prompts share that are worth computing once (0: not worth it or not possible)."
-    if _kind(model) != 'causal' or _prefix_tokens(model) or len(encoded) < 2: return 0
+    if _kind(model) != 'causal' or _prefix_tokens(model) or _unpadded_batches(model) or len(encoded) < 2: return 0
     P = common_prefix_len(encoded)
-    if (P < SHARED_PREFIX_MIN or (g.num_beams or 1) > 1 or (g.num_return_sequences or 1) > 1 or _unpadded_batches(model)
-            or (maxpos is not None and max(map(len, encoded)) + g.max_new_tokens > maxpos)):
-        return 0
+    if P < SHARED_PREFIX_MIN or (maxpos is not None and max(map(len, encoded)) + g.max_new_tokens > maxpos): return 0
     return min(P, min(len(e) for e in encoded) - 1)
 
 # %% ../nbs/15_decoding.ipynb #8ba9afe4
@@ -242,19 +311,20 @@ def _generate_batch(model, ids, mask, g, kv=None, nv:int=0) -> list:
     kind, dev = _kind(model), _device(model)
     if nv: res = _generate_with_prefix(model, ids, mask, g, nv)
     else:
-        kw = {}
-        if kv is not None: kw['past_key_values'] = _cache_from(model, kv, ids.shape[0])
-        elif kind == 'causal' and (g.num_beams or 1) == 1:
-            c = growing_cache(model)
-            if c is not None: kw['past_key_values'] = c
+        kw, beams = {}, g.num_beams or 1
+        if kind == 'causal' and not _unpadded_batches(model):
+            copies = beams if beams > 1 else (g.num_return_sequences or 1)   # rows per prompt inside generate
+            kw[_cache_name(model)] = _prefill(model, ids, mask, kv, copies, growing=beams == 1)
         res = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=g, **kw)
     return (res[:, ids.shape[1]:] if kind == 'causal' else res[:, 1:]).tolist()
 
 # %% ../nbs/15_decoding.ipynb #a0cc5f73
 def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_size:int=32, seed:int=0,
-                 progress:bool=False, names:Sequence[str]|None=None, shared_prefix:bool=True) -> list[list[list[int]]]:
+                 progress:bool=False, names:Sequence[str]|None=None, shared_prefix:bool=True,
+                 packed:bool=True) -> list[list[list[int]]]:
     """For each encoded prompt, `gen_config.num_return_sequences` lists of new token ids (prompt stripped, cut at EOS).
-    `shared_prefix`: a prefix every prompt shares (a few-shot prompt's examples) is run once, its keys/values reused."""
+    `shared_prefix`: a prefix every prompt shares (a few-shot prompt's examples) is run once, its keys/values reused;
+    `packed`: linear layers through oneDNN with weights packed once (`packed_linears`)."""
     import torch
     from tqdm.auto import tqdm
     kind, dev, n = _kind(model), _device(model), gen_config.num_return_sequences
@@ -268,7 +338,7 @@ def generate_ids(model, encoded:Sequence[Sequence[int]], gen_config, *, batch_si
     model.eval()
     bar = tqdm(total=len(encoded), desc='generate', unit='product', disable=not progress, file=sys.stderr)
     try:
-        with torch.random.fork_rng(**_rng_devices(dev)), torch.inference_mode():
+        with torch.random.fork_rng(**_rng_devices(dev)), torch.inference_mode(), packed_linears(model, packed):
             torch.manual_seed(seed)
             kv = _prefix_kv(model, encoded[0][:P]) if P else None
             for batch in length_batches([len(e) for e in encoded], batch_size, same_length=_unpadded_batches(model)):
