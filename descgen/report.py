@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math, os, shlex
 from pathlib import Path
-from .core import DescgenError, atomic_write_text, env_info, markdown_table, run_cli
+from .core import DescgenError, atomic_write_text, cache_root, env_info, markdown_table, run_cli
 from .data import SPLITS, load_split, unseen_input_values
 # The rendering chapter, re-exported: `descgen.report.fmt_cell` and the renderers keep working.
 from .render import *
@@ -112,11 +112,19 @@ def anchors_table(summary, anchors:list[dict]):
 _UNSEEN_NOTE = ('Attribute values in the inputs of the validation / test split that no training input has (products '
                 'affected); a model cannot learn to state a value it never saw. Inputs only, no reference text.')
 
+def _data_dir(results) -> Path|None:
+    "The runs' prepared data: where they recorded it, else the folder of that name in this machine's cache, or None."
+    d = next((r.get('data_dir') for r in results if r.get('data_dir')), None)
+    # a run recorded on another machine names a folder of its cache: the same data here has the same name
+    for p in ([Path(d), cache_root()/'data'/Path(d).name] if d else []):
+        if all((p/f'{s}.jsonl').exists() for s in SPLITS): return p
+    return None
+
 def _unseen_table(results):
     "Rows (split, key, products, share, values, examples) of `unseen_input_values` of the runs' data; None if absent."
     import pandas as pd
-    d = next((r.get('data_dir') for r in results if r.get('data_dir')), None)
-    if not d or not all((Path(d)/f'{s}.jsonl').exists() for s in SPLITS): return None
+    d = _data_dir(results)
+    if d is None: return None
     u = unseen_input_values({s: load_split(d, s) for s in SPLITS})
     rows = [{'split': sp, 'key': k, 'products': x['products'], 'share': f"{100 * x['products_frac']:.1f}%",
              'distinct values': x['values'], 'examples': ', '.join(map(str, x['examples']))}
@@ -149,8 +157,8 @@ def _intro(sweep_dir:Path, results:list, failures:list, meta:dict) -> str:
              "Table: mean ± sd over seeds (sample sd); every number is read from the runs' results.json.")
     others = other_runs(sweep_dir)
     if others:
-        intro += (f" {len(others)} result folder(s) under runs/ belong to an earlier version of the config and are "
-                  f"left out: {', '.join(others[:10])}{' ...' if len(others) > 10 else ''}.")
+        intro += (f" {len(others)} result folder(s) under runs/ or records/ belong to an earlier version of the config "
+                  f"and are left out: {', '.join(others[:10])}{' ...' if len(others) > 10 else ''}.")
     desc = (meta.get('config') or {}).get('description')
     return f'{desc}. {intro}' if desc else intro
 

@@ -6,13 +6,13 @@
 from __future__ import annotations
 import json, math
 from pathlib import Path
-from .core import DescgenError
+from .core import DescgenError, stable_hash
 from .render import fmt_cell
 
 # %% auto #0
-__all__ = ['COLUMNS', 'QUALITY', 'COSTS', 'load_results', 'other_runs', 'results_frame', 'summary_table', 'display_table',
-           'plot_quality_vs_cost', 'plot_loss_lines', 'plot_loss_curves', 'attribute_errors', 'attribute_error_tables',
-           'plot_attribute_errors']
+__all__ = ['COLUMNS', 'QUALITY', 'RUNS', 'RECORDS', 'RECORD', 'RECORD_VERSION', 'COSTS', 'record_problem', 'run_folder',
+           'load_results', 'other_runs', 'results_frame', 'summary_table', 'display_table', 'plot_quality_vs_cost',
+           'plot_loss_lines', 'plot_loss_curves', 'attribute_errors', 'attribute_error_tables', 'plot_attribute_errors']
 
 # %% ../nbs/20_results.ipynb #0c6f295a
 COLUMNS = [  # (column, key in results.json: 'a.b' = results['a']['b'])
@@ -37,40 +37,73 @@ def _get(d:dict, key:str):
     return d
 
 
+# %% ../nbs/20_results.ipynb #822e9992
+RUNS, RECORDS, RECORD, RECORD_VERSION = 'runs', 'records', 'record.json', 1   # runs/<id>/, records/<id>/record.json
+
+def _read_json(f:Path) -> dict:
+    "The JSON object in `f`, or {} when it is missing or unreadable."
+    try: return json.loads(Path(f).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return {}
+
+def record_problem(rec_dir:Path|str, key:str|None=None) -> str|None:
+    "Why `rec_dir` is not a complete record (of run key `key`, when given); None when it is one."
+    rec_dir = Path(rec_dir)
+    if not rec_dir.is_dir(): return 'missing'
+    m = _read_json(rec_dir/RECORD)
+    if not m: return f'incomplete (no readable {RECORD})'
+    if m.get('version') != RECORD_VERSION: return f"of record format {m.get('version')!r}, not {RECORD_VERSION}"
+    if key is not None and m.get('key') != key:
+        return f"made under run key {m.get('key')}, the config's is {key} (the notebook or its defaults changed)"
+    missing = [f for f in [*(m.get('files') or {}), 'results.json'] if not (rec_dir/f).is_file()]
+    if missing: return f"incomplete ({', '.join(missing[:3])} missing)"
+    if stable_hash(_read_json(rec_dir/'results.json')) != m.get('results_hash'):   # (also when it is not listed)
+        return 'incomplete (results.json is not the one recorded)'
+    return None
+
+# %% ../nbs/20_results.ipynb #2c6b2cd8
+def run_folder(sweep_dir:Path|str, rid:str, key:str|None=None) -> Path|None:
+    "Where run `rid`'s results are: `runs/<rid>` if it finished there, else a complete record of it, or None."
+    local = Path(sweep_dir)/RUNS/rid
+    made = _read_json(local/'run.json').get('key')   # the key the run was executed under (None: before keys)
+    if (local/'results.json').is_file() and (made is None or key is None or made == key): return local
+    rec = Path(sweep_dir)/RECORDS/rid
+    return rec if record_problem(rec, key) is None else None
+
 # %% ../nbs/20_results.ipynb #bbc0315f
+def _folders(sweep_dir:Path) -> set[str]:
+    "Names of the run folders under `runs/` and `records/` (hidden ones, records being written, left out)."
+    return {p.name for d in (RUNS, RECORDS) if (sweep_dir/d).is_dir() for p in (sweep_dir/d).iterdir()
+            if p.is_dir() and not p.name.startswith('.')}
+
 def load_results(sweep_dir:Path|str) -> tuple[list[dict], list[dict]]:
-    "(results, failures) of a sweep folder: every `runs/*/results.json` and `runs/*/failure.json`, with id and label."
+    "(results, failures) of a sweep folder: each run's `results.json` (`run_folder`) or `failure.json`, with its id."
     sweep_dir = Path(sweep_dir)
-    if not (sweep_dir/'runs').is_dir(): raise DescgenError(f'{sweep_dir}: not a sweep folder (no runs/ inside)')
-    meta = {}
-    if (sweep_dir/'sweep.json').exists():
-        meta = {r['id']: r for r in json.loads((sweep_dir/'sweep.json').read_text(encoding='utf-8')).get('runs', [])}
+    if not any((sweep_dir/d).is_dir() for d in (RUNS, RECORDS)):
+        raise DescgenError(f'{sweep_dir}: not a sweep folder (no runs/ or records/ inside)')
+    meta = {r['id']: r for r in _read_json(sweep_dir/'sweep.json').get('runs', [])}
     res, fails = [], []
-    for rd in sorted(p for p in (sweep_dir/'runs').iterdir() if p.is_dir()):
-        if meta and rd.name not in meta: continue  # a run of an earlier version of the config: see `other_runs`
-        m = meta.get(rd.name, {})
-        for fname, bucket in (('results.json', res), ('failure.json', fails)):
-            f = rd/fname
-            if not f.exists() or (fname == 'failure.json' and (rd/'results.json').exists()): continue
-            try: r = json.loads(f.read_text(encoding='utf-8'))
-            except json.JSONDecodeError as e:
-                raise DescgenError(f'{f}: not valid JSON ({e.msg}, line {e.lineno})') from None
-            r.setdefault('run_id', rd.name)
-            for k in ('setting', 'label'): r[k] = m.get(k) or r.get(k) or rd.name
-            r.setdefault('params', m.get('params', {}))
-            bucket.append(r)
-    order = {rid: i for i, rid in enumerate(meta)}
-    key = lambda r: (order.get(r['run_id'], len(order)), r['run_id'])
-    return sorted(res, key=key), sorted(fails, key=key)
+    for rid in list(meta) or sorted(_folders(sweep_dir)):   # other runs, of an earlier config: see `other_runs`
+        m = meta.get(rid, {})
+        rd = run_folder(sweep_dir, rid, m.get('key'))
+        f, bucket = (rd/'results.json', res) if rd else (sweep_dir/RUNS/rid/'failure.json', fails)
+        if not f.exists(): continue
+        try: r = json.loads(f.read_text(encoding='utf-8'))
+        except json.JSONDecodeError as e:
+            raise DescgenError(f'{f}: not valid JSON ({e.msg}, line {e.lineno})') from None
+        r.setdefault('run_id', rid)
+        r['run_dir'] = str(f.parent.relative_to(sweep_dir))   # runs/<id> or records/<id>
+        for k in ('setting', 'label'): r[k] = m.get(k) or r.get(k) or rid
+        r.setdefault('params', m.get('params', {}))
+        bucket.append(r)
+    return res, fails
 
 def other_runs(sweep_dir:Path|str) -> list[str]:
-    "Run folders with results that are not runs of the sweep's current config (`sweep.json`): left out of the report."
+    "Run folders and records with results that are not runs of the sweep's config (`sweep.json`): not in the report."
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir/'sweep.json').exists(): return []
-    ids = {r['id'] for r in json.loads((sweep_dir/'sweep.json').read_text(encoding='utf-8')).get('runs', [])}
-    return sorted(p.name for p in (sweep_dir/'runs').iterdir()
-                  if p.is_dir() and p.name not in ids and (p/'results.json').exists())
-
+    ids = {r['id'] for r in _read_json(sweep_dir/'sweep.json').get('runs', [])}
+    return sorted(n for n in _folders(sweep_dir) - ids
+                  if any((sweep_dir/d/n/'results.json').exists() for d in (RUNS, RECORDS)))
 
 # %% ../nbs/20_results.ipynb #8df81890
 def results_frame(results:list[dict]):
@@ -208,7 +241,7 @@ def attribute_errors(sweep_dir:Path|str, results:list[dict]):
     import pandas as pd
     rows, n, no_file = [], {}, []
     for r in results:
-        f = Path(sweep_dir)/'runs'/r['run_id']/'predictions.jsonl'
+        f = Path(sweep_dir)/(r.get('run_dir') or f"{RUNS}/{r['run_id']}")/'predictions.jsonl'
         if not f.exists():
             no_file.append(r['run_id'])
             continue
@@ -237,7 +270,6 @@ def attribute_error_tables(errs, top:int=12) -> dict:
     keys = sorted(tot.index, key=lambda k: (-tot[k], k))[:top]
     return {kind: errs[errs['kind'] == kind].pivot(index='key', columns='setting', values='rate')
                   .reindex(index=keys, columns=settings) for kind in ('dropped', 'invented')}
-
 
 # %% ../nbs/20_results.ipynb #e070c1aa
 def plot_attribute_errors(tables:dict, path:Path):

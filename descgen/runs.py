@@ -6,12 +6,14 @@
 from __future__ import annotations
 import ctypes, fcntl, json, os, shutil, signal, tempfile, time
 from pathlib import Path
-from .core import DescgenError, atomic_write_json, project_root
+from .core import DescgenError, atomic_write_json, dir_bytes, project_root, stable_hash
 from .experiment import RESULTS
+from .results import RECORD, RECORD_VERSION
 
 # %% auto #0
-__all__ = ['FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'JOBREC', 'IPCKernelManager', 'execute_run', 'resolve_notebook',
-           'check_parameters', 'run_status']
+__all__ = ['FAILURE', 'RUNREC', 'NOTEBOOK', 'LOG', 'JOBREC', 'RECORD_EXT', 'WEIGHT_EXT', 'MAX_RECORD_FILE', 'IPCKernelManager',
+           'execute_run', 'resolve_notebook', 'check_parameters', 'run_status', 'run_keys', 'record_files',
+           'save_record']
 
 # %% ../nbs/23_runs.ipynb #72c54eda
 def _ipc_dir() -> str:
@@ -57,8 +59,8 @@ def execute_run(run:dict, run_dir:Path|str, notebook:Path|str, *, kernel:str='py
         if (run_dir/RESULTS).exists():
             return {'id': run['id'], 'status': 'skipped', 'reason': 'finished by another process'}
         for f in (FAILURE, RESULTS): (run_dir/f).unlink(missing_ok=True)
-        rec = {'id': run['id'], 'label': run.get('label'), 'setting': run.get('setting'), 'params': run['params'],
-               'notebook': str(notebook), 'started': time.time(), 'pid': os.getpid()}
+        rec = {'id': run['id'], 'key': run.get('key'), 'label': run.get('label'), 'setting': run.get('setting'),
+               'params': run['params'], 'notebook': str(notebook), 'started': time.time(), 'pid': os.getpid()}
         atomic_write_json(run_dir/RUNREC, {**rec, 'status': 'running'})
         params = {**run['params'], 'out_dir': str(run_dir.resolve())}
         t0, err = time.perf_counter(), None
@@ -145,3 +147,69 @@ def run_status(run_dir:Path) -> str:
     if (run_dir/RUNREC).exists(): return 'incomplete'
     return 'pending'
 
+
+# %% ../nbs/23_runs.ipynb #5d79b594
+def run_keys(runs:list[dict], notebook:Path|str) -> list[str]:
+    "The key of each run: a hash of its parameters, the notebook's name and its defaults of the other parameters."
+    import papermill as pm
+    defaults = {k: v['default'] for k, v in pm.inspect_notebook(str(notebook)).items() if k != 'out_dir'}
+    return [stable_hash({'notebook': Path(notebook).name, 'params': r['params'],
+                         'defaults': {k: v for k, v in defaults.items() if k not in r['params']}}) for r in runs]
+
+# %% ../nbs/23_runs.ipynb #6349e164
+RECORD_EXT = ('.json', '.jsonl', '.ipynb', '.txt', '.yaml', '.yml', '.csv', '.md')   # the only files a record copies
+WEIGHT_EXT = ('.safetensors', '.bin', '.pt', '.pth', '.ckpt', '.gguf', '.h5', '.msgpack', '.onnx', '.npy', '.npz',
+              '.pkl')   # never copied (also git-ignored under reports/*/records/)
+MAX_RECORD_FILE = 10 * 2**20   # bytes: a larger file is left out of the record
+_WEIGHT_DIRS = ('model', 'checkpoints', 'tensorboard')
+
+def record_files(run_dir:Path|str, max_bytes:int=MAX_RECORD_FILE) -> tuple[list[str], list[dict]]:
+    "(the files a record of `run_dir` copies, relative; those left out, `{path, bytes, why}`); hidden files aside."
+    run_dir, keep, left = Path(run_dir), [], []
+    for d, dirs, files in os.walk(run_dir):
+        d = Path(d)
+        rel = d.relative_to(run_dir)
+        if d != run_dir and (d.name in _WEIGHT_DIRS or d.name.startswith('checkpoint-')
+                             or any(f.lower().endswith(WEIGHT_EXT) for f in files)):
+            left.append({'path': f'{rel}/', 'bytes': dir_bytes(d), 'why': 'a folder of weights or checkpoints'})
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))
+        for f in sorted(x for x in files if not x.startswith('.')):
+            p = d/f
+            size = p.lstat().st_size
+            why = ('weights' if f.lower().endswith(WEIGHT_EXT) else 'a link' if p.is_symlink()
+                   else 'not a text record' if f == JOBREC or not f.lower().endswith(RECORD_EXT)
+                   else f'over {max_bytes:,} bytes' if size > max_bytes else None)
+            if why: left.append({'path': str(rel/f), 'bytes': size, 'why': why})
+            else: keep.append(str(rel/f))
+    return keep, left
+
+# %% ../nbs/23_runs.ipynb #76ba800a
+def save_record(run_dir:Path|str, rec_dir:Path|str, key:str|None, max_bytes:int=MAX_RECORD_FILE) -> dict:
+    "Copy a finished run's `record_files` into `rec_dir` atomically (manifest `record.json`, returned)."
+    run_dir, rec_dir = Path(run_dir), Path(rec_dir)
+    keep, left = record_files(run_dir, max_bytes)
+    if RESULTS not in keep:
+        raise DescgenError(f'{run_dir}: no {RESULTS} to record' + ''.join(f" ({l['why']})" for l in left
+                                                                         if l['path'] == RESULTS))
+    rec_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{rec_dir.name}.', dir=rec_dir.parent))   # hidden: never read as a record
+    try:
+        for f in keep:
+            (tmp/f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir/f, tmp/f)
+        files = {f: (tmp/f).stat().st_size for f in keep}
+        res = json.loads((tmp/RESULTS).read_text(encoding='utf-8'))
+        m = {'version': RECORD_VERSION, 'id': rec_dir.name, 'key': key, 'results_hash': stable_hash(res),
+             'bytes': sum(files.values()), 'files': files, 'left_out': left, 'saved': time.time()}
+        atomic_write_json(tmp/RECORD, m)
+        os.chmod(tmp, 0o755); os.chmod(tmp/RECORD, 0o644)
+        old = rec_dir.with_name(f'.{rec_dir.name}.old')
+        if rec_dir.exists(): shutil.rmtree(old, ignore_errors=True); rec_dir.rename(old)
+        tmp.rename(rec_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return m

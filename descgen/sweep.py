@@ -4,11 +4,12 @@
 
 # %% ../nbs/24_sweep.ipynb #7af22dc6
 from __future__ import annotations
-import argparse, fcntl, itertools, json, os, shlex, subprocess, sys, time
+import argparse, fcntl, itertools, json, os, shlex, shutil, subprocess, sys, time
 from pathlib import Path
 from fastcore.script import Param
 from .core import DescgenError, atomic_write_json, canonical_json, stable_hash, git_commit, run_cli
 from .report import build_report
+from .results import RECORDS, RUNS, record_problem, run_folder
 # The run chapter, re-exported: `descgen.sweep.execute_run` and the worker entry point keep working.
 from .runs import *
 from .runs import _set_pdeathsig, _set_pgrp
@@ -16,12 +17,12 @@ from .runs import _set_pdeathsig, _set_pgrp
 from .experiment import *
 
 # %% auto #0
-__all__ = ['CONFIG_KEYS', 'EXECUTORS', 'SLURM_KEYS', 'load_config', 'expand_runs', 'run_sweep', 'summarize', 'format_summary',
-           'slurm_parameters', 'sweep_cli']
+__all__ = ['CONFIG_KEYS', 'EXECUTORS', 'SLURM_KEYS', 'load_config', 'expand_runs', 'run_state', 'run_sweep', 'summarize',
+           'format_summary', 'slurm_parameters', 'sweep_cli']
 
 # %% ../nbs/24_sweep.ipynb #8b0eb105
 CONFIG_KEYS = {'name', 'notebook', 'base', 'grid', 'runs', 'seeds', 'jobs', 'timeout', 'kernel', 'description',
-               'anchors', 'slurm'}   # the keys a sweep config may have
+               'anchors', 'slurm', 'records'}   # the keys a sweep config may have
 EXECUTORS = ('local', 'slurm', 'submitit-local')   # --executor: worker processes here, or submitit jobs
 
 def load_config(path:Path|str) -> dict:
@@ -42,6 +43,8 @@ def load_config(path:Path|str) -> dict:
         if not isinstance(v, list) or not v: raise DescgenError(f'{path}: grid axis `{k}` must be a non-empty list')
     for i, r in enumerate(cfg.get('runs') or []):
         if not isinstance(r, dict): raise DescgenError(f'{path}: runs[{i}] must be a mapping, got {r!r}')
+    if not isinstance(cfg.get('records', False), bool):
+        raise DescgenError(f"{path}: `records` must be true or false, got {cfg['records']!r}")
     cfg['_path'] = str(path.resolve())
     return cfg
 
@@ -82,6 +85,16 @@ def expand_runs(cfg:dict) -> list[dict]:
                      'label': setting + (f' seed={p["seed"]}' if 'seed' in p else ''), 'params': p})
     return runs
 
+# %% ../nbs/24_sweep.ipynb #ce5a089e
+def run_state(out:Path, r:dict) -> tuple[str, str|None]:
+    "(state of run `r` in sweep folder `out`, why a run with results or a record runs again, or None)."
+    if run_folder(out, r['id'], r.get('key')) is not None: return 'done', None
+    st, why = run_status(out/RUNS/r['id']), []
+    if st == 'done': st, why = 'stale', ['its results here were made under another run key']
+    prob = record_problem(out/RECORDS/r['id'], r.get('key'))
+    if prob != 'missing': why.append(f'its record is {prob}')
+    return st, '; '.join(why) or None
+
 # %% ../nbs/24_sweep.ipynb #c5e4cba1
 def run_sweep(config:Path|str|dict, out:Path|str, *, jobs:int|None=None, dry_run:bool=False, report:bool=True,
               progress:bool=True, notebook:str|None=None, command:str|None=None, executor:str='local',
@@ -93,16 +106,18 @@ def run_sweep(config:Path|str|dict, out:Path|str, *, jobs:int|None=None, dry_run
     runs = expand_runs(cfg)
     nb = resolve_notebook(cfg, notebook)
     check_parameters(runs, nb, cfg.get('_path', 'config'))
+    for r, k in zip(runs, run_keys(runs, nb)): r['key'] = k
     jobs = int(jobs or cfg.get('jobs') or 1)
     if jobs < 1: raise DescgenError(f'--jobs must be >= 1, got {jobs}')
-    status = {r['id']: run_status(out/'runs'/r['id']) for r in runs}
+    status = {r['id']: run_state(out, r) for r in runs}
     params = slurm_parameters(cfg, **(slurm or {})) if executor != 'local' else None
     if dry_run:
         where = f'jobs={jobs}' if executor == 'local' else f'{executor} jobs: {canonical_json(params)}'
         print(f'{len(runs)} runs of {nb} into {out}/runs ({where}):')
         for r in runs:
-            print(f"  {r['id']}  {status[r['id']]:<10}  {r['label']:<28}  {canonical_json(r['params'])}")
-        return {'runs': runs, 'status': status, 'dry_run': True}
+            (st, why), p = status[r['id']], canonical_json(r['params'])
+            print(f"  {r['id']}  {st:<10}  {r['label']:<28}  {p}" + (f'  ({why})' if why else ''))
+        return {'runs': runs, 'status': {k: s for k, (s, _) in status.items()}, 'dry_run': True}
     out.mkdir(parents=True, exist_ok=True)
     lockf = open(out/'.sweep.lock', 'w')
     try: fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -174,6 +189,34 @@ def _worker_record(p:subprocess.Popen, r:dict, rd:Path, t_run:float) -> dict:
         atomic_write_json(rd/RUNREC, rec)
     return rec
 
+# %% ../nbs/24_sweep.ipynb #af43e483
+def _save_records(out:Path, runs:list, cfg:dict) -> int:
+    "With `records: true`: a record of each of `runs` finished here that lacks a complete one of its key; how many."
+    if not cfg.get('records'): return 0
+    n = 0
+    for r in runs:
+        rd, rec = out/RUNS/r['id'], out/RECORDS/r['id']
+        if run_folder(out, r['id'], r.get('key')) != rd or record_problem(rec, r.get('key')) is None: continue
+        try: save_record(rd, rec, r.get('key')); n += 1
+        except (OSError, DescgenError) as e:  # the run itself is safe here: the next sweep writes its record
+            print(f"run {r['id']}: its record could not be written ({e}); the next sweep writes it", file=sys.stderr)
+    return n
+
+def _todo(out:Path, runs:list, status:dict) -> list:
+    "The runs to execute (not done); a partial record is cleared, a stale run folder set aside, and the sweep says why."
+    for p in (out/RECORDS).glob('.*'): shutil.rmtree(p, ignore_errors=True)   # records a killed sweep was writing
+    todo = []
+    for r in runs:
+        st, why = status[r['id']]
+        if st == 'done': continue
+        todo.append(r)
+        if why: print(f"run {r['id']} ({r['label']}) runs again: {why}")
+        if st == 'stale':
+            rd = out/RUNS/r['id']
+            shutil.rmtree(rd.with_name(rd.name + '.stale'), ignore_errors=True)
+            rd.rename(rd.with_name(rd.name + '.stale'))
+    return todo
+
 # %% ../nbs/24_sweep.ipynb #68d43c7a
 def _run_workers(todo:list, out:Path, nb:Path, cfg:dict, jobs:int, bar) -> dict:
     "Run the runs of `todo`, up to `jobs` workers at once; their records by run id. Ctrl-C stops the workers."
@@ -187,6 +230,7 @@ def _run_workers(todo:list, out:Path, nb:Path, cfg:dict, jobs:int, bar) -> dict:
             for p in [p for p in running if p.poll() is not None]:
                 r, t_run = running.pop(p)
                 rec = records[r['id']] = _worker_record(p, r, out/'runs'/r['id'], t_run)
+                _save_records(out, [r], cfg)
                 bar.update(1)
                 if rec.get('status') == 'failed':
                     last = str(rec.get('message', '')).splitlines()[-1:]
@@ -203,7 +247,8 @@ def _run_sweep_locked(cfg, out, runs, nb, jobs, status, report, progress, comman
     "The body of `run_sweep`, holding the sweep folder's lock: the workers (or jobs), the summary, the report."
     from tqdm.auto import tqdm
     meta = _write_sweep_meta(cfg, out, runs, nb, jobs, command, executor)
-    todo = [r for r in runs if status[r['id']] != 'done']
+    _save_records(out, runs, cfg)   # runs finished here whose record was not written (a sweep killed in between)
+    todo = _todo(out, runs, status)
     if executor != 'local':
         _check_no_live_jobs(out, todo, executor)
         if not wait: return _submit_only(out, runs, todo, nb, cfg, executor, params)
@@ -235,13 +280,14 @@ def _report(out:Path, summary:dict):
 
 # %% ../nbs/24_sweep.ipynb #3e8e2a6a
 def summarize(out:Path|str, runs:list[dict]|None=None) -> dict:
-    "State of every run of the sweep in `out` (from its run folders)."
+    "State of every run of the sweep in `out` (from its run folders and records)."
     out = Path(out)
     if runs is None: runs = json.loads((out/'sweep.json').read_text(encoding='utf-8'))['runs']
     rows = []
     for r in runs:
-        rd = out/'runs'/r['id']
-        st = run_status(rd)
+        st = run_state(out, r)[0]
+        st = 'pending' if st == 'stale' else st
+        rd = run_folder(out, r['id'], r.get('key')) or out/RUNS/r['id']
         rec = {}
         for f in (RUNREC, FAILURE):
             if (rd/f).exists():
@@ -255,7 +301,10 @@ def summarize(out:Path|str, runs:list[dict]|None=None) -> dict:
     ovh = sorted(r['overhead_s'] for r in rows if r['overhead_s'] is not None)
     imp = sorted(r['overhead_s'] + r['import_s'] for r in rows
                  if r['overhead_s'] is not None and r.get('import_s') is not None)
-    return {'total': len(rows), **counts, 'failed_runs': [r for r in rows if r['state'] == 'failed'], 'runs': rows,
+    recorded = (sum(record_problem(out/RECORDS/r['id'], r.get('key')) is None for r in runs)
+                if (out/RECORDS).is_dir() else None)
+    return {'total': len(rows), **counts, 'recorded': recorded, 'runs': rows,
+            'failed_runs': [r for r in rows if r['state'] == 'failed'],
             'overhead_s_median': ovh[len(ovh)//2] if ovh else None, 'overhead_s_max': ovh[-1] if ovh else None,
             'overhead_with_imports_s_median': imp[len(imp)//2] if imp else None}
 
@@ -263,6 +312,7 @@ def format_summary(s:dict) -> str:
     "The summary as the sweep prints it: runs done, failed and not run, the overhead, every failed run."
     head = f"sweep: {s['done']}/{s['total']} runs done, {s['failed']} failed"
     if s['incomplete'] + s['pending']: head += f", {s['incomplete'] + s['pending']} not run"
+    if s.get('recorded') is not None: head += f", {s['recorded']} in records/"
     if s.get('overhead_s_median') is not None:
         head += f"; per-run overhead median {s['overhead_s_median']:.1f} s (max {s['overhead_s_max']:.1f} s)"
     if s.get('overhead_with_imports_s_median') is not None:
@@ -374,6 +424,7 @@ def _run_jobs(todo:list, out:Path, nb:Path, cfg:dict, executor:str, params:dict,
             for j, r in [(j, r) for j, r in pending if j.done()]:
                 pending.remove((j, r))
                 rec = records[r['id']] = _job_record(j, r, out/'runs'/r['id'])
+                _save_records(out, [r], cfg)
                 bar.update(1)
                 if rec.get('status') == 'failed':
                     last = str(rec.get('message', '')).splitlines()[-1:]
@@ -396,7 +447,8 @@ def _submit_only(out:Path, runs:list, todo:list, nb:Path, cfg:dict, executor:str
 
 # %% ../nbs/24_sweep.ipynb #4a1afd03
 def _sweep_cmd(config:str, # sweep config (YAML): base, grid and/or runs, seeds
-               out:Param('sweep folder: runs/<id>/ per run, summary.json, report.md/html', str, required=True)=None,
+               out:Param('sweep folder: runs/<id>/ per run (records/<id>/ too with `records: true`), summary.json, '
+                         'report.md/html', str, required=True)=None,
                jobs:int=None, # notebooks executed at once (default: `jobs` of the config, else 1)
                dry_run:bool=False, # list the runs (id, state, parameters) and exit
                notebook:str=None, # experiment notebook (default: `notebook` of the config)
@@ -414,7 +466,7 @@ def _sweep_cmd(config:str, # sweep config (YAML): base, grid and/or runs, seeds
                no_wait:bool=False, # slurm: submit and return; build the report later with `descgen report OUT`
                command:Param(argparse.SUPPRESS, str)=None): # the command line as typed (set by `sweep_cli`)
     """Run (or resume) a papermill sweep of an experiment notebook from a YAML config.
-    Runs with results.json are skipped; failed runs are retried. A report is written at the end."""
+    Runs with results.json (or a complete record) are skipped; failed runs are retried. Then a report."""
     s = run_sweep(config, out, jobs=jobs, dry_run=dry_run, report=not no_report, progress=not no_progress,
                   notebook=notebook, command=command, executor=executor, wait=not no_wait,
                   slurm=dict(partition=partition, timeout_min=timeout_min, cpus_per_task=cpus_per_task,

@@ -1,11 +1,14 @@
 """The sweep runner on a tiny fixture notebook (no torch): a 2-run sweep, a failing run, --jobs 2,
-a sweep killed with SIGKILL and restarted, dry-run and config errors."""
-import json, os, signal, subprocess, sys, time
+a sweep killed with SIGKILL and restarted, dry-run and config errors; records that carry finished runs
+to a fresh clone (never weights), stale and half-written records."""
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from descgen.cli import main
 from descgen.core import DescgenError
 from descgen.sweep import expand_runs, load_config, RESULTS, FAILURE, NOTEBOOK, RUNREC
+from descgen.sweep import MAX_RECORD_FILE, WEIGHT_EXT, save_record
+from descgen.results import RECORD, load_results, other_runs, record_problem
 
 FIX = Path(__file__).parent/'fixtures'/'sweep_nb.ipynb'
 
@@ -149,3 +152,155 @@ def test_run_experiment_chooses_the_decoding_on_validation(tmp_path):
     with pytest.raises(DescgenError, match='select_decoding needs validation_decodings'):
         run_experiment(dataset='synthetic', data_options={'n': 240}, base_model='kit:tiny', base_options={'max_steps': 4},
                        method='none', max_eval=2, max_new_tokens=4, select_decoding='bleu', out_dir=str(tmp_path/'r2'))
+
+# --- records: a sweep's finished runs travel with the repository (issue 18, "Sweeps that outlive a machine") ---
+
+def git_tracked(root):
+    "The files under `root` that git would commit there with the project's .gitignore (as in a fresh clone)."
+    shutil.copy(ROOT/'.gitignore', root/'.gitignore')
+    subprocess.run(['git', 'init', '-q', str(root)], check=True)
+    r = subprocess.run(['git', 'ls-files', '-o', '--exclude-standard'], cwd=root, capture_output=True, text=True, check=True)
+    return [f for f in r.stdout.splitlines() if f != '.gitignore']
+
+def fresh_clone(src_root, dst_root):
+    "Copy only the files git tracks from one checkout to a new folder; their list."
+    files = git_tracked(src_root)
+    for f in files:
+        (dst_root/f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src_root/f, dst_root/f)
+    return files
+
+def section(md, title):
+    "The lines of one section of a report.md."
+    return md.split(f'## {title}\n', 1)[1].split('\n## ', 1)[0]
+
+def sweep(cfg, out, *more):
+    return main(['sweep', str(cfg), '--out', str(out), '--no-progress', *more])
+
+def test_records_resume_in_a_fresh_clone(tmp_path, capsys):
+    "A sweep's committed records let a fresh clone skip the finished runs and rebuild the same report."
+    a, b = tmp_path/'a', tmp_path/'b'
+    cfg = write_cfg(tmp_path, [{'x': 1}, {'x': 2}], records=True)
+    assert sweep(cfg, a/'reports'/'x') == 0
+    # a sweep killed after a run's end but before its record: the next one writes the record, runs nothing
+    shutil.rmtree(next((a/'reports'/'x'/'records').iterdir()))
+    assert sweep(cfg, a/'reports'/'x') == 0
+    s = json.loads((a/'reports'/'x'/'summary.json').read_text())
+    assert (s['executed'], s['recorded']) == (0, 2)
+    tracked = fresh_clone(a, b)
+    assert not any('/runs/' in f for f in tracked)                   # the run folders stay local
+    assert sum(f.endswith('/record.json') for f in tracked) == 2
+    for f in tracked:                                                 # never weights, every file small
+        assert not f.lower().endswith(WEIGHT_EXT) and (a/f).stat().st_size <= MAX_RECORD_FILE, f
+    before = {k: v['written'] for k, v in results(a/'reports'/'x').items()}
+    capsys.readouterr()
+    assert sweep(cfg, b/'reports'/'x') == 0
+    s = json.loads((b/'reports'/'x'/'summary.json').read_text())
+    assert (s['executed'], s['done'], s['recorded']) == (0, 2, 2)
+    assert not (b/'reports'/'x'/'runs').exists()                      # no run executed
+    assert '2/2 runs done, 0 failed, 2 in records/' in capsys.readouterr().out
+    ra, rb = load_results(a/'reports'/'x')[0], load_results(b/'reports'/'x')[0]
+    assert [r['written'] for r in rb] == [before[r['run_id']] for r in ra]   # the results of the first machine
+    assert {r['run_dir'] for r in rb} == {f"records/{r['run_id']}" for r in ra}
+    for f in ('summary.csv',): assert (a/'reports'/'x'/f).read_text() == (b/'reports'/'x'/f).read_text()
+    ma, mb = ((d/'reports'/'x'/'report.md').read_text() for d in (a, b))
+    assert section(ma, 'Results per setting') == section(mb, 'Results per setting')
+    # the config grows by a run: only that one runs, and it gets its record
+    cfg3 = write_cfg(tmp_path, [{'x': 1}, {'x': 2}, {'x': 3}], records=True)
+    assert sweep(cfg3, b/'reports'/'x') == 0
+    s = json.loads((b/'reports'/'x'/'summary.json').read_text())
+    assert (s['executed'], s['done'], s['recorded']) == (1, 3, 3)
+    assert [p.name for p in (b/'reports'/'x'/'runs').iterdir()] == [expand_runs(load_config(cfg3))[2]['id']]
+
+def test_records_never_hold_weights(tmp_path):
+    "A record copies text records only: no weights extension, no folder of weights, nothing over the size cap."
+    run = tmp_path/'runs'/'r1'
+    files = ['results.json', 'predictions.jsonl', 'notebook.ipynb', 'log.txt', 'run.json',
+             'train/metrics.json', 'train/train_log.jsonl', 'train/config.json', 'train/config.yaml',
+             'train/model/model.safetensors', 'train/model/adapter_model.safetensors', 'train/model/tokenizer.json',
+             'train/model/config.json', 'train/checkpoints/checkpoint-3/optimizer.pt',
+             'train/checkpoints/checkpoint-3/scheduler.pt', 'train/checkpoints/checkpoint-3/rng_state.pth',
+             'train/checkpoints/checkpoint-3/training_args.bin', 'train/checkpoints/checkpoint-3/trainer_state.json',
+             'train/tensorboard/events.out.tfevents.1.vm', 'export/model.gguf', 'export/README.md',
+             'pytorch_model.BIN', 'weights.npz', 'state.pkl', 'big.jsonl']
+    for f in files:
+        (run/f).parent.mkdir(parents=True, exist_ok=True)
+        (run/f).write_bytes(b'{}' if f.endswith('.json') else b'x' * (3000 if f == 'big.jsonl' else 10))
+    m = save_record(run, tmp_path/'records'/'r1', 'k1', max_bytes=2000)
+    copied = sorted(str(p.relative_to(tmp_path/'records'/'r1')) for p in (tmp_path/'records'/'r1').rglob('*')
+                    if p.is_file())
+    assert copied == sorted(['record.json', 'results.json', 'predictions.jsonl', 'notebook.ipynb', 'log.txt',
+                             'run.json', 'train/metrics.json', 'train/train_log.jsonl', 'train/config.json',
+                             'train/config.yaml'])
+    assert sorted(m['files']) == sorted(c for c in copied if c != 'record.json')
+    assert {l['path'] for l in m['left_out']} == {'train/model/', 'train/checkpoints/', 'train/tensorboard/',
+                                                   'export/', 'pytorch_model.BIN', 'weights.npz', 'state.pkl',
+                                                   'big.jsonl'}
+    assert all(l['bytes'] > 0 for l in m['left_out'])
+    # and git ignores weights under a record even when copied there by hand
+    rec = tmp_path/'repo'/'reports'/'x'/'records'/'r1'
+    shutil.copytree(tmp_path/'records'/'r1', rec)
+    for f in ('model.safetensors', 'adapter_model.bin', 'optimizer.pt', 'base.gguf', 'checkpoint-3/trainer_state.json'):
+        (rec/f).parent.mkdir(parents=True, exist_ok=True); (rec/f).write_bytes(b'x')
+    (rec.parent/'.r2.tmp').mkdir(); (rec.parent/'.r2.tmp'/'results.json').write_text('{}')
+    assert sorted(git_tracked(tmp_path/'repo')) == sorted(f'reports/x/records/r1/{c}' for c in copied)
+
+def test_stale_record_runs_again(tmp_path, capsys):
+    "A record made under another run key (the notebook's defaults changed) does not count: the run runs again."
+    nb1, nb2 = tmp_path/'v1'/FIX.name, tmp_path/'v2'/FIX.name
+    for nb, sleep in ((nb1, '0.0'), (nb2, '0.01')):
+        nb.parent.mkdir()
+        nb.write_text(FIX.read_text().replace('sleep = 0.0', f'sleep = {sleep}'))
+    out = tmp_path/'out'
+    cfg = write_cfg(tmp_path, [{'x': 1}], records=True, notebook=str(nb1))
+    assert sweep(cfg, out, '--no-report') == 0
+    (rid,) = results(out)
+    key1 = json.loads((out/'records'/rid/RECORD).read_text())['key']
+    shutil.rmtree(out/'runs')                                         # as in a fresh clone
+    cfg2 = write_cfg(tmp_path, [{'x': 1}], records=True, notebook=str(nb2), name='cfg2.yaml')
+    assert expand_runs(load_config(cfg2))[0]['id'] == rid            # the same parameters: the same run id
+    capsys.readouterr()
+    assert sweep(cfg2, out, '--no-report') == 0
+    o = capsys.readouterr().out
+    assert f'run {rid} (default seed=0) runs again: its record is made under run key {key1}' in o
+    assert json.loads((out/'summary.json').read_text())['executed'] == 1
+    key2 = json.loads((out/'records'/rid/RECORD).read_text())['key']   # the new record replaced the old one
+    assert key2 != key1 and record_problem(out/'records'/rid, key2) is None
+    assert json.loads((out/'runs'/rid/RUNREC).read_text())['key'] == key2
+    # the parameters change: another run id; the old record is left out of the report (and named there)
+    cfg3 = write_cfg(tmp_path, [{'x': 5}], records=True, notebook=str(nb2), name='cfg3.yaml')
+    assert sweep(cfg3, out) == 0
+    assert json.loads((out/'summary.json').read_text())['executed'] == 1
+    assert [r['params']['x'] for r in load_results(out)[0]] == [5]
+    assert other_runs(out) == [rid]
+    assert f'belong to an earlier version of the config and are left out: {rid}' in (out/'report.md').read_text()
+
+def test_killed_sweep_leaves_no_partial_record(tmp_path, capsys):
+    "A run killed before its end has no record; a half-written record (hidden folder, no record.json) counts for nothing."
+    cfg = write_cfg(tmp_path, [{'x': i, 'sleep': 0.8} for i in range(3)], records=True)
+    out = tmp_path/'out'
+    code = 'import sys; from descgen.cli import main; sys.exit(main(sys.argv[1:]))'
+    args = [sys.executable, '-c', code, 'sweep', str(cfg), '--out', str(out), '--no-report', '--no-progress']
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while len(results(out)) < 1 and time.time() - t0 < 60: time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL); p.wait()
+    done = set(results(out))
+    assert 1 <= len(done) < 3
+    recs = {d.name for d in (out/'records').iterdir() if not d.name.startswith('.')} if (out/'records').exists() else set()
+    assert recs <= done                                               # no record of an unfinished run
+    assert all(record_problem(out/'records'/r) is None for r in recs)
+    # a record left half-written: its hidden temporary folder, and a folder without record.json
+    (rid,) = sorted(done)[:1]
+    shutil.rmtree(out/'records'/rid, ignore_errors=True)
+    (out/'records'/f'.{rid}.abc').mkdir(parents=True); (out/'records'/f'.{rid}.abc'/RESULTS).write_text('{}')
+    (out/'records'/rid).mkdir(); (out/'records'/rid/RESULTS).write_text('{}')
+    time.sleep(1.5)  # the killed sweep's worker and kernel die with it
+    shutil.rmtree(out/'runs')                                         # on another machine
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f'run {rid} (x=' in r.stdout and 'its record is incomplete (no readable record.json)' in r.stdout
+    summ = json.loads((out/'summary.json').read_text())
+    assert (summ['executed'], summ['done'], summ['recorded']) == (3 - len(recs - {rid}), 3, 3)
+    assert sorted(d.name for d in (out/'records').iterdir()) == sorted(results(out))   # hidden folder cleared
