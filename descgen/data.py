@@ -83,6 +83,12 @@ def _strip_all(res:dict, min_share:float, log:CardLog) -> dict:
     allp = [p for v in res['splits'].values() for p in v]
     return {**res, 'splits': {k: strip_shared(v, min_share, log, within=allp) for k, v in res['splits'].items()}}
 
+# %% ../nbs/06_data.ipynb #deca09ce
+def _source_key(p:Product) -> str:
+    "The `input_key` of `p` with its delexicalised values put back (`meta['delex']`): the input as the source wrote it."
+    m = p.meta.get('delex') or {}
+    return input_key(Product(p.id, [(k, m.get(v, v)) for k, v in p.attributes], [])) if m else input_key(p)
+
 # %% ../nbs/06_data.ipynb #822fdfea
 def _checked_splits(res:dict, name:str, fractions:dict, seed:int, log:CardLog) -> dict:
     "The recipe's splits (or its products split by input), after checking that the card balances and nothing leaks."
@@ -94,10 +100,10 @@ def _checked_splits(res:dict, name:str, fractions:dict, seed:int, log:CardLog) -
         raise RuntimeError(f"data card does not balance for {name}: {res['rows_in']} in - {log.dropped()} dropped "
                            f"!= {rows_out} out")
     seen = {}
-    for k, ps in splits.items():  # no input in two splits
+    for k, ps in splits.items():  # no input in two splits (as written in the source: see `_source_key`)
         for p in ps:
-            if seen.setdefault(input_key(p), k) != k:
-                raise RuntimeError(f'input {input_key(p)[:80]!r} is in both {seen[input_key(p)]} and {k}')
+            if seen.setdefault(_source_key(p), k) != k:
+                raise RuntimeError(f'input {_source_key(p)[:80]!r} is in both {seen[_source_key(p)]} and {k}')
     return splits
 
 # %% ../nbs/06_data.ipynb #3ed884f9
