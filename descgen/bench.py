@@ -12,15 +12,17 @@ from .core import (DescgenError, atomic_write_text, count_parameters, markdown_t
 from .data import load_split, make_collator, make_prompt, prepare, prompt_text, tokenize_products
 from .models import DEFAULT_BASE, load_model
 from .train import TrainConfig, apply_method, make_trainer_class
-from .generate import encode_prompts, generate_ids, generation_config
+from .generate import common_prefix_len, encode_prompts, generate_ids, generation_config, pick_shots
 from .sweep import run_sweep
 # The measuring chapter, re-exported: `descgen.bench` is the one import for benchmarks.
 from .measure import *
 from .measure import _fmt, _gemm_probe, _goal
 from .training_bench import *
+from .training_bench import _real_data_available
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'bench_gemm', 'bench_generate', 'bench_sweep', 'bench_smollm2', 'write_summary', 'bench_cli']
+__all__ = ['BENCHMARKS', 'bench_gemm', 'bench_generate', 'bench_sweep', 'bench_smollm2', 'bench_decode', 'write_summary',
+           'bench_cli']
 
 # %% ../nbs/27_bench.ipynb #034a0fe2
 def bench_gemm(quick:bool=False, out_dir=None) -> Path:
@@ -256,9 +258,137 @@ def bench_smollm2(quick:bool=False, out_dir=None, steps:int|None=None, batch_siz
                            extra={'load_before': load0, 'quick': quick, 'gemm_before': g0, 'gemm_after': g1,
                                   'gemm_reference_gflops': ref, 'labelled_speedup': lab, 'decode_speedup': ratio})
 
+# %% ../nbs/27_bench.ipynb #0252ae2d
+def _tiny_llama(tok):
+    "A random 2-layer Llama over `tok`'s vocabulary (the quick mode's stand-in for SmolLM2)."
+    from transformers import LlamaConfig, LlamaForCausalLM
+    set_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    return LlamaForCausalLM(cfg).eval()
+
+def _one_at_a_time(model, enc:list, g, time_budget_s, min_n:int=2) -> tuple[list, float]:
+    "(outputs, seconds) of `enc` decoded one prompt per call, in order, until `time_budget_s` is spent."
+    outs, t = [], time.perf_counter()
+    for e in enc:
+        outs += generate_ids(model, [e], g, batch_size=1)
+        if time_budget_s and time.perf_counter() - t > time_budget_s and len(outs) >= min_n: break
+    return outs, time.perf_counter() - t
+
+def _batched(model, enc:list, g, batch_size:int, **kw) -> tuple[list, float]:
+    "(outputs, seconds) of `enc` decoded by `generate_ids` in batches of `batch_size`."
+    t = time.perf_counter()
+    outs = generate_ids(model, enc, g, batch_size=batch_size, **kw)
+    return outs, time.perf_counter() - t
+
+# %% ../nbs/27_bench.ipynb #1c038f6a
+def _decode_row(what:str, enc:list, outs:list, wall:float, base:dict|None=None, **kw) -> dict:
+    "A row: new tokens/s of `outs` made in `wall` s; against row `base`, the ratio (and the share of equal outputs)."
+    new = sum(len(o[0]) for o in outs)
+    r = {'what': what, 'sequences': len(outs), 'mean_prompt_tokens': sum(map(len, enc[:len(outs)])) / len(outs),
+         'new_tokens': new, 'wall_s': wall, 'new_tokens_per_s': new / wall, **kw, '_outs': outs}
+    if base is not None:
+        r.update(vs=base['what'], ratio=r['new_tokens_per_s'] / base['new_tokens_per_s'])
+        k = min(len(outs), len(base['_outs']))
+        if len(enc) == len(base['_enc']) and enc[:k] == base['_enc'][:k]:   # the same prompts: are the outputs equal?
+            r['same_tokens'] = sum(a == b for a, b in zip(outs[:k], base['_outs'][:k])) / k
+    r['_enc'] = enc
+    return r
+
+def _gen_config(tok, new_tokens:int, fixed:bool=True, **kw):
+    "Decoding settings; `fixed`: exactly `new_tokens` new tokens per sequence (the same work whatever the weights)."
+    g = generation_config(max_new_tokens=new_tokens, eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id,
+                          **kw)
+    if fixed: g.min_new_tokens = new_tokens
+    return g
+
+# %% ../nbs/27_bench.ipynb #50f36f8b
+def _batching_rows(model, tok, enc:list, *, new_tokens:int, batch_size:int, beams:int, time_budget_s) -> list[dict]:
+    "Greedy and beam search one at a time against batches of `batch_size` (greedy also with unpacked weights)."
+    rows = []
+    for nb in (1, beams):
+        g, name = _gen_config(tok, new_tokens, num_beams=nb), 'greedy' if nb == 1 else f'beam {nb}'
+        generate_ids(model, enc[:2], g, batch_size=2)   # warm-up (packs the weights)
+        one = _decode_row(f'{name}, one at a time', enc, *_one_at_a_time(model, enc, g, time_budget_s), batch_size=1)
+        rows += [one, _decode_row(f'{name}, batches of {batch_size}', enc, *_batched(model, enc, g, batch_size), one,
+                                  batch_size=batch_size)]
+        if nb == 1:
+            rows.append(_decode_row(f'{name}, batches of {batch_size}, weights not packed (MKL)', enc,
+                                    *_batched(model, enc, g, batch_size, packed=False), one, batch_size=batch_size))
+    return rows
+
+def _whole_split_row(model, tok, test:list, name:str, *, max_new_tokens:int, batch_size:int, base:dict) -> dict:
+    "Greedy decoding of every test product with the kit's defaults (stopping at EOS or after `max_new_tokens`)."
+    enc = encode_prompts(tok, [prompt_text(p, tok) for p in test], 'causal')
+    return _decode_row(f'{name} test set ({len(test)}), greedy, batches of {batch_size}, <= {max_new_tokens} new', enc,
+                       *_batched(model, enc, _gen_config(tok, max_new_tokens, fixed=False), batch_size), base,
+                       batch_size=batch_size, shared_prefix_tokens=common_prefix_len(enc))
+
+def _fewshot_rows(model, tok, test:list, train:list, *, shots:int, n:int, new_tokens:int,
+                  batch_size:int) -> list[dict]:
+    "Few-shot chat prompts (`shots` training examples first), batched: the examples recomputed in every row vs once."
+    ex = pick_shots(train, shots, seed=0)
+    enc = encode_prompts(tok, [prompt_text(p, tok, shots=ex) for p in test[:n]], 'causal')
+    g = _gen_config(tok, new_tokens)
+    generate_ids(model, enc[:2], g, batch_size=2)   # warm-up
+    every = _decode_row(f'few-shot ({shots} examples), prefix in every row', enc,
+                        *_batched(model, enc, g, batch_size, shared_prefix=False), batch_size=batch_size)
+    return [every, _decode_row(f'few-shot ({shots} examples), shared prefix once', enc,
+                               *_batched(model, enc, g, batch_size), every, batch_size=batch_size,
+                               shared_prefix_tokens=common_prefix_len(enc))]
+
+# %% ../nbs/27_bench.ipynb #925ea802
+def _decode_goals(rows:list[dict]) -> list[dict]:
+    "Issue #17's decoding goals, measured on the rows of `bench_decode`."
+    at = lambda f: next(r for r in rows if f(r['what']))
+    g, b = at(lambda w: w.startswith('greedy, batches')), at(lambda w: w.startswith('beam') and 'batches' in w)
+    whole, few = at(lambda w: 'test set' in w), at(lambda w: 'shared prefix once' in w)
+    same = min(r.get('same_tokens', 1.0) for r in (g, few))
+    return [_goal(f"{g['what']} vs one at a time (new tokens/s)", '>= 10x', round(g['ratio'], 2), g['ratio'] >= 10),
+            _goal(f"{b['what']} vs one at a time (new tokens/s)", '>= 4x', round(b['ratio'], 2), b['ratio'] >= 4),
+            _goal(f"{whole['what']}: wall time", '<= 120 s', round(whole['wall_s'], 1), whole['wall_s'] <= 120),
+            _goal(f"{few['what']} vs in every row (new tokens/s)", '>= 2x', round(few['ratio'], 2), few['ratio'] >= 2),
+            _goal('greedy batched == one at a time, cached prefix == none (share of equal outputs)', '1.0', same,
+                  same == 1.0)]
+
+# %% ../nbs/27_bench.ipynb #0aede1b1
+def bench_decode(quick:bool=False, out_dir=None, n:int|None=None, new_tokens:int|None=None, batch_size:int=32,
+                 beams:int=4, shots:int=3, max_new_tokens:int=64, time_budget_s:float|None=60) -> Path:
+    """Benchmark `decode`: SmolLM2 decoding of chat prompts, greedy and beam batched vs one at a time, the whole E2E
+    test set, few-shot prompts with the shared examples computed once vs in every row."""
+    n, new_tokens = n or (4 if quick else 32), new_tokens or (4 if quick else 48)
+    budget = None if quick else time_budget_s
+    load0 = machine_load()
+    data = 'e2e' if _real_data_available('e2e') and not quick else 'synthetic'
+    d = prepare(data)
+    test, train = load_split(d, 'test')[:8 if quick else None], load_split(d, 'train')
+    if quick: tok = bench_base('tiny')[1]; model = _tiny_llama(tok)
+    else: model, tok = load_model(DEFAULT_BASE)
+    enc = encode_prompts(tok, [prompt_text(p, tok) for p in test[:n]], 'causal')
+    rows = _batching_rows(model, tok, enc, new_tokens=new_tokens, batch_size=batch_size, beams=beams,
+                          time_budget_s=budget)
+    rows.append(_whole_split_row(model, tok, test, data, max_new_tokens=8 if quick else max_new_tokens,
+                                 batch_size=batch_size, base=rows[0]))
+    rows += _fewshot_rows(model, tok, test, train, shots=2 if quick else shots, n=n, new_tokens=new_tokens,
+                          batch_size=batch_size)
+    goals = _decode_goals(rows)
+    for r in rows: r.pop('_outs'), r.pop('_enc')
+    what = 'a random 2-layer Llama (quick mode)' if quick else f'{DEFAULT_BASE} ({count_parameters(model):,} parameters)'
+    note = (f"{what}, fp32, `descgen.generate.generate_ids` (packed weights, shared prefix, prefill before `generate`); "
+            f"{data} test products' chat prompts. Batching rows: the first {n} products, exactly {new_tokens} new tokens "
+            f"each; one at a time: in order until {budget} s are spent (`sequences`). `ratio`: new tokens/s over "
+            "those of the row `vs`; `same_tokens`: share of equal outputs for the same prompts. The test-set row stops "
+            "at EOS (the untuned base rarely does).")
+    cols = ['what', 'sequences', 'batch_size', 'mean_prompt_tokens', 'new_tokens', 'wall_s', 'new_tokens_per_s', 'ratio',
+            'same_tokens', 'shared_prefix_tokens']
+    return write_benchmark('decode', rows, title='SmolLM2 decoding: batched, beam, the E2E test set, few-shot',
+                           note=note, cols=cols, command=command_line('decode', quick, out_dir), out_dir=out_dir,
+                           extra={'load_before': load0, 'quick': quick, 'goals': goals, 'data': data})
+
 # %% ../nbs/27_bench.ipynb #5c0dfc80
 BENCHMARKS = {'gemm': bench_gemm, 'pretrain': bench_pretrain, 'train': bench_train, 'lora': bench_lora,
-              'generate': bench_generate, 'sweep': bench_sweep, 'smollm2': bench_smollm2}
+              'generate': bench_generate, 'sweep': bench_sweep, 'smollm2': bench_smollm2, 'decode': bench_decode}
 
 def write_summary(out_dir=None) -> Path|None:
     "`out_dir/README.md`: every goal of the benchmark results found in `out_dir`, with its measured value and command."
@@ -287,7 +417,7 @@ def _bench_cmd(which:Param('benchmark to run, or all of them in order', str, cho
                out:str=None, # folder for the results (default: reports/benchmarks in the project)
                threads:int=None): # torch CPU threads (default: all cores); 1 avoids OpenMP stalls on a busy machine
     """Measure speed and memory against this machine's fp32 GEMM rate; write NAME.json and NAME.md under
-    reports/benchmarks/ (or --out). Benchmarks: gemm, pretrain, train, lora, generate, sweep, smollm2."""
+    reports/benchmarks/ (or --out). Benchmarks: gemm, pretrain, train, lora, generate, sweep, smollm2, decode."""
     if threads is not None and threads < 1: raise DescgenError(f'--threads must be >= 1, got {threads}')
     set_bench_threads(threads)
     for name in (list(BENCHMARKS) if which == 'all' else [which]):

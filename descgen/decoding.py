@@ -305,11 +305,59 @@ def _fit_context(g, length:int, maxpos:int|None, who:str):
     g.max_new_tokens = room
     return g
 
+# %% ../nbs/15_decoding.ipynb #96b22e60
+_GREEDY_NEUTRAL = dict(num_beams=1, do_sample=False, num_return_sequences=1, no_repeat_ngram_size=0,
+                       repetition_penalty=1.0, encoder_repetition_penalty=1.0, bad_words_ids=None, suppress_tokens=None,
+                       begin_suppress_tokens=None, forced_bos_token_id=None, forced_eos_token_id=None,
+                       sequence_bias=None, exponential_decay_length_penalty=None, min_length=0, renormalize_logits=False,
+                       guidance_scale=None, stop_strings=None, watermarking_config=None, prompt_lookup_num_tokens=None,
+                       assistant_model=None)   # generate's settings that would add a logits processor or change search
+
+def _plain_greedy(model, g) -> bool:
+    "True when `generate` with `g` is plain greedy search (`_greedy` gives the same tokens)."
+    if _kind(model) != 'causal' or _unpadded_batches(model) or _prefix_tokens(model) or not g.max_new_tokens: return False
+    mg = getattr(_base_model(model), 'generation_config', None)
+    val = lambda k: v if (v := getattr(g, k, None)) is not None else getattr(mg, k, None)   # as generate merges them
+    return all(val(k) in (None, neutral) for k, neutral in _GREEDY_NEUTRAL.items())
+
+# %% ../nbs/15_decoding.ipynb #02399ae6
+def _greedy(model, ids, mask, cache, g, eos:Sequence[int], drop_at:float|None=0.125) -> list[list[int]]:
+    """New tokens of each row of a left-padded batch whose `cache` holds all columns but the last, by greedy search;
+    rows that have ended leave the batch once they are `drop_at` of it (None: never)."""
+    import torch
+    dev, base = _device(model), _base_model(model)
+    kw = {_cache_name(model): cache, 'use_cache': True}
+    if 'logits_to_keep' in inspect.signature(base.forward).parameters: kw['logits_to_keep'] = 1
+    out, rows = [[] for _ in range(ids.shape[0])], list(range(ids.shape[0]))   # batch row -> output row
+    live, stop = torch.ones(ids.shape[0], dtype=torch.bool, device=dev), torch.tensor(list(eos), device=dev)
+    mask, nxt = mask.to(dev), ids[:, -1:].to(dev)
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -1:]
+    for t in range(g.max_new_tokens):
+        logits = model(input_ids=nxt, attention_mask=mask, position_ids=pos, **kw).logits[:, -1]
+        if t < (g.min_new_tokens or 0): logits[:, stop] = float('-inf')
+        tok = logits.argmax(-1)
+        for r, k, l in zip(rows, tok.tolist(), live.tolist()):
+            if l: out[r].append(k)
+        live &= ~torch.isin(tok, stop)
+        if not live.any(): break
+        dead = len(rows) - int(live.sum())
+        if drop_at is not None and dead and dead >= drop_at * len(rows):   # drop the ended rows
+            keep = live.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            rows, tok, mask, pos, live = [rows[i] for i in keep.tolist()], tok[keep], mask[keep], pos[keep], live[keep]
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)
+        pos, nxt = pos + 1, tok[:, None]
+    return out
+
 # %% ../nbs/15_decoding.ipynb #c0dc7087
 def _generate_batch(model, ids, mask, g, kv=None, nv:int=0) -> list:
     "New token ids of each row of one padded batch (prompt or decoder start stripped); `kv`: a shared prefix's cache."
     kind, dev = _kind(model), _device(model)
     if nv: res = _generate_with_prefix(model, ids, mask, g, nv)
+    elif _plain_greedy(model, g):
+        mg = getattr(_base_model(model), 'generation_config', None)
+        eos = _as_list(g.eos_token_id if g.eos_token_id is not None else getattr(mg, 'eos_token_id', None))
+        return _greedy(model, ids, mask, _prefill(model, ids, mask, kv), g, eos)
     else:
         kw, beams = {}, g.num_beams or 1
         if kind == 'causal' and not _unpadded_batches(model):

@@ -159,3 +159,18 @@ def test_cli_threads(tmp_path, capsys):
 def test_cli_rejects_unknown_benchmark(capsys):
     with pytest.raises(SystemExit) as e: bench_cli(['nope'])
     assert e.value.code == 2 and 'invalid choice' in capsys.readouterr().err
+
+
+def test_cli_decode_quick_writes_rows_and_goals(tmp_path, capsys):
+    "The SmolLM2 decoding benchmark's quick mode (a tiny random Llama): every row, the goals, equal outputs."
+    assert bench_cli(['decode', '--quick', '--out', str(tmp_path)]) == 0
+    rec = json.loads((tmp_path/'decode.json').read_text())
+    assert [r['what'].split(',')[0] for r in rec['rows']] == (['greedy'] * 3 + ['beam 4'] * 2 + ['synthetic test set (8)']
+                                                              + ['few-shot (2 examples)'] * 2)
+    assert all(r['new_tokens'] > 0 and r['wall_s'] > 0 for r in rec['rows'])
+    assert [r['vs'] for r in rec['rows'] if 'vs' in r] == ['greedy, one at a time'] * 2 + ['beam 4, one at a time'] + \
+        ['greedy, one at a time', 'few-shot (2 examples), prefix in every row']
+    assert [r['same_tokens'] for r in rec['rows'] if 'same_tokens' in r] == [1.0] * 4   # batched == one at a time etc.
+    assert len(rec['goals']) == 5 and rec['command'] == f'descgen bench decode --quick --out {tmp_path}'
+    assert '| few-shot (2 examples), shared prefix once |' in (tmp_path/'decode.md').read_text()
+    assert '| [decode](decode.md) |' in (tmp_path/'README.md').read_text()
