@@ -374,14 +374,15 @@ def bench_decode(quick:bool=False, out_dir=None, n:int|None=None, new_tokens:int
                           batch_size=batch_size)
     goals = _decode_goals(rows)
     for r in rows: r.pop('_outs'), r.pop('_enc')
-    what = 'a random 2-layer Llama (quick mode)' if quick else f'{DEFAULT_BASE} ({count_parameters(model):,} parameters)'
-    note = (f"{what}, fp32, `descgen.generate.generate_ids` (packed weights, shared prefix, prefill before `generate`); "
-            f"{data} test products' chat prompts. Batching rows: the first {n} products, exactly {new_tokens} new tokens "
-            f"each; one at a time: in order until {budget} s are spent (`sequences`). `ratio`: new tokens/s over "
+    what = 'a random 2-layer Llama (quick mode)' if quick else f'{DEFAULT_BASE} ({count_parameters(model):,} params)'
+    note = (f"{what}, fp32, `descgen.generate.generate_ids` (packed weights, shared prefix, prompt run before "
+            f"decoding, own greedy loop); {data} test products' chat prompts. Batching rows: the first {n} products, "
+            f"exactly {new_tokens} new tokens each; one at a time: in order until {budget} s are spent (`sequences`). "
+            "`ratio`: new tokens/s over "
             "those of the row `vs`; `same_tokens`: share of equal outputs for the same prompts. The test-set row stops "
             "at EOS (the untuned base rarely does).")
-    cols = ['what', 'sequences', 'batch_size', 'mean_prompt_tokens', 'new_tokens', 'wall_s', 'new_tokens_per_s', 'ratio',
-            'same_tokens', 'shared_prefix_tokens']
+    cols = ['what', 'sequences', 'batch_size', 'mean_prompt_tokens', 'new_tokens', 'wall_s', 'new_tokens_per_s',
+            'ratio', 'same_tokens', 'shared_prefix_tokens']
     return write_benchmark('decode', rows, title='SmolLM2 decoding: batched, beam, the E2E test set, few-shot',
                            note=note, cols=cols, command=command_line('decode', quick, out_dir), out_dir=out_dir,
                            extra={'load_before': load0, 'quick': quick, 'goals': goals, 'data': data})

@@ -34,7 +34,7 @@ def _max_positions(model) -> int|None:
 
 # %% ../nbs/15_decoding.ipynb #83f1d13e
 def _cache_name(model) -> str:
-    "The keyword a model's forward and `generate` take the key/value cache by: `cache` (transformers 5.25+) or the old one."
+    "The keyword a model's forward and `generate` take the cache by: `cache` (transformers 5.25+) or `past_key_values`."
     return 'cache' if 'cache' in inspect.signature(_base_model(model).forward).parameters else 'past_key_values'
 
 def _out_cache(out):
@@ -309,13 +309,15 @@ def _fit_context(g, length:int, maxpos:int|None, who:str):
 _GREEDY_NEUTRAL = dict(num_beams=1, do_sample=False, num_return_sequences=1, no_repeat_ngram_size=0,
                        repetition_penalty=1.0, encoder_repetition_penalty=1.0, bad_words_ids=None, suppress_tokens=None,
                        begin_suppress_tokens=None, forced_bos_token_id=None, forced_eos_token_id=None,
-                       sequence_bias=None, exponential_decay_length_penalty=None, min_length=0, renormalize_logits=False,
+                       sequence_bias=None, exponential_decay_length_penalty=None, min_length=0,
+                       renormalize_logits=False,
                        guidance_scale=None, stop_strings=None, watermarking_config=None, prompt_lookup_num_tokens=None,
                        assistant_model=None)   # generate's settings that would add a logits processor or change search
 
 def _plain_greedy(model, g) -> bool:
     "True when `generate` with `g` is plain greedy search (`_greedy` gives the same tokens)."
-    if _kind(model) != 'causal' or _unpadded_batches(model) or _prefix_tokens(model) or not g.max_new_tokens: return False
+    if _kind(model) != 'causal' or _unpadded_batches(model) or _prefix_tokens(model) or not g.max_new_tokens:
+        return False
     mg = getattr(_base_model(model), 'generation_config', None)
     val = lambda k: v if (v := getattr(g, k, None)) is not None else getattr(mg, k, None)   # as generate merges them
     return all(val(k) in (None, neutral) for k, neutral in _GREEDY_NEUTRAL.items())

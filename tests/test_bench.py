@@ -165,8 +165,8 @@ def test_cli_decode_quick_writes_rows_and_goals(tmp_path, capsys):
     "The SmolLM2 decoding benchmark's quick mode (a tiny random Llama): every row, the goals, equal outputs."
     assert bench_cli(['decode', '--quick', '--out', str(tmp_path)]) == 0
     rec = json.loads((tmp_path/'decode.json').read_text())
-    assert [r['what'].split(',')[0] for r in rec['rows']] == (['greedy'] * 3 + ['beam 4'] * 2 + ['synthetic test set (8)']
-                                                              + ['few-shot (2 examples)'] * 2)
+    assert [r['what'].split(',')[0] for r in rec['rows']] == \
+        ['greedy'] * 3 + ['beam 4'] * 2 + ['synthetic test set (8)'] + ['few-shot (2 examples)'] * 2
     assert all(r['new_tokens'] > 0 and r['wall_s'] > 0 for r in rec['rows'])
     assert [r['vs'] for r in rec['rows'] if 'vs' in r] == ['greedy, one at a time'] * 2 + ['beam 4, one at a time'] + \
         ['greedy, one at a time', 'few-shot (2 examples), prefix in every row']

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from descgen.data import make_prompt, synthetic_products
-from descgen.decoding import (_cut_at, _greedy, _plain_greedy, _prefill, _prefix_kv, encode_prompts, generate_ids,
-                              generation_config, pad_batch, packed_linears)
+from descgen.decoding import (_cache_name, _cut_at, _greedy, _plain_greedy, _prefill, _prefix_kv, encode_prompts,
+                              generate_ids, generation_config, pad_batch, packed_linears)
 from descgen.models import train_tokenizer
 
 
@@ -43,7 +43,8 @@ def fewshot(llama, enc):
     return [ex + e for e in enc]
 
 def _g(tok, **kw):
-    return generation_config(eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id, **{'max_new_tokens': 16, **kw})
+    kw = {'max_new_tokens': 16, **kw}
+    return generation_config(eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id, **kw)
 
 
 @pytest.mark.parametrize('kw', [{}, dict(num_beams=3, num_return_sequences=2)])
@@ -56,7 +57,7 @@ def test_batched_equals_one_at_a_time(llama, enc, kw):
 @pytest.mark.parametrize('kw', [{}, dict(num_beams=3, num_return_sequences=2),
                                 dict(do_sample=True, num_return_sequences=2, top_p=0.9)])
 def test_cached_prefix_equals_none(llama, fewshot, kw):
-    "The shared examples' keys/values computed once give the tokens of recomputing them in every row (rotary positions)."
+    "The shared examples' keys/values computed once give the tokens of recomputing them in every row (rotary positions)"
     model, tok = llama
     ref = generate_ids(model, fewshot, _g(tok, **kw), batch_size=5, shared_prefix=False, packed=False)
     assert generate_ids(model, fewshot, _g(tok, **kw), batch_size=5) == ref
@@ -76,7 +77,8 @@ def test_prefilled_cache_then_generate_equals_generate(llama, enc):
                 ref = model.generate(input_ids=i, attention_mask=m, generation_config=g)
                 c = _prefill(model, i, m, kv, copies=beams, growing=beams == 1)
                 assert c.layers[0].keys.shape[0] == 6 * beams and c.get_seq_length() == i.shape[1] - 1
-                assert torch.equal(model.generate(input_ids=i, attention_mask=m, generation_config=g, cache=c), ref)
+                got = model.generate(input_ids=i, attention_mask=m, generation_config=g, **{_cache_name(model): c})
+                assert torch.equal(got, ref)
 
 def test_own_greedy_equals_generate_with_rows_ending_apart(llama, enc):
     "Frequent tokens taken as EOS end rows at many different steps; dropping them from the batch changes no token."
