@@ -33,9 +33,13 @@ def _max_positions(model) -> int|None:
     return None
 
 # %% ../nbs/15_decoding.ipynb #83f1d13e
+def _takes(module, name:str) -> bool:
+    "True when the forward of `module` takes the keyword `name`."
+    return name in inspect.signature(module.forward).parameters
+
 def _cache_name(model) -> str:
     "The keyword a model's forward and `generate` take the cache by: `cache` (transformers 5.25+) or `past_key_values`."
-    return 'cache' if 'cache' in inspect.signature(_base_model(model).forward).parameters else 'past_key_values'
+    return 'cache' if _takes(_base_model(model), 'cache') else 'past_key_values'
 
 def _out_cache(out):
     "The key/value cache of a forward's output, under either name."
@@ -266,9 +270,10 @@ def _prefill(model, ids, mask, kv=None, copies:int=1, growing:bool=True):
     c = _cache_from(model, kv or [], ids.shape[0], growing)
     P = kv[0][0].shape[-2] if kv else 0
     if ids.shape[1] - 1 > P:
-        dev, pos = _device(model), (mask.long().cumsum(-1) - 1).clamp(min=0)
-        _base_model(model).base_model(input_ids=ids[:, P:-1].to(dev), attention_mask=mask[:, :-1].to(dev),
-                                      position_ids=pos[:, P:-1].to(dev), use_cache=True, **{_cache_name(model): c})
+        dev, body = _device(model), _base_model(model).base_model   # without the output layer
+        kw = {_cache_name(model): c, 'use_cache': True}
+        if _takes(body, 'position_ids'): kw['position_ids'] = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, P:-1].to(dev)
+        body(input_ids=ids[:, P:-1].to(dev), attention_mask=mask[:, :-1].to(dev), **kw)
     if copies > 1: c.batch_repeat_interleave(copies)
     return c
 
@@ -329,13 +334,14 @@ def _greedy(model, ids, mask, cache, g, eos:Sequence[int], drop_at:float|None=0.
     import torch
     dev, base = _device(model), _base_model(model)
     kw = {_cache_name(model): cache, 'use_cache': True}
-    if 'logits_to_keep' in inspect.signature(base.forward).parameters: kw['logits_to_keep'] = 1
+    if _takes(base, 'logits_to_keep'): kw['logits_to_keep'] = 1
     out, rows = [[] for _ in range(ids.shape[0])], list(range(ids.shape[0]))   # batch row -> output row
     live, stop = torch.ones(ids.shape[0], dtype=torch.bool, device=dev), torch.tensor(list(eos), device=dev)
     mask, nxt = mask.to(dev), ids[:, -1:].to(dev)
-    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -1:]
+    pos, with_pos = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -1:], _takes(base, 'position_ids')
     for t in range(g.max_new_tokens):
-        logits = model(input_ids=nxt, attention_mask=mask, position_ids=pos, **kw).logits[:, -1]
+        if with_pos: kw['position_ids'] = pos
+        logits = model(input_ids=nxt, attention_mask=mask, **kw).logits[:, -1]
         if t < (g.min_new_tokens or 0): logits[:, stop] = float('-inf')
         tok = logits.argmax(-1)
         for r, k, l in zip(rows, tok.tolist(), live.tolist()):

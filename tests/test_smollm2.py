@@ -127,3 +127,18 @@ def test_a_file_that_is_not_gguf_is_a_clear_error_and_leaves_nothing(tmp_path):
     with pytest.raises(DescgenError, match='broken.gguf: not a GGUF model'):
         load_model(str(bad))
     assert not [p for p in (cache_root()/'models').glob('*broken*') if p.is_dir()]
+
+
+def test_batched_decoding_equals_one_at_a_time(smol, products):
+    "Issue #17's levers on the real model: packed weights, the prompt run once, the own greedy loop; batched == alone."
+    from descgen.data import prompt_text
+    from descgen.generate import encode_prompts, generate_ids, generation_config
+    model, tok = smol
+    enc = encode_prompts(tok, [prompt_text(p, tok) for p in products[:4]])
+    assert len(set(map(len, enc))) > 1   # padded batches
+    for beams in (1, 3):
+        g = generation_config(max_new_tokens=10, num_beams=beams, eos_token_id=[tok.eos_token_id],
+                              pad_token_id=tok.pad_token_id)
+        batched = generate_ids(model, enc, g, batch_size=4)
+        assert batched == [generate_ids(model, [e], g, batch_size=1)[0] for e in enc]
+        assert all(len(x[0]) > 0 for x in batched)
