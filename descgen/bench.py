@@ -389,7 +389,8 @@ def bench_decode(quick:bool=False, out_dir=None, n:int|None=None, new_tokens:int
 
 # %% ../nbs/27_bench.ipynb #5c0dfc80
 BENCHMARKS = {'gemm': bench_gemm, 'pretrain': bench_pretrain, 'train': bench_train, 'lora': bench_lora,
-              'generate': bench_generate, 'sweep': bench_sweep, 'smollm2': bench_smollm2, 'decode': bench_decode}
+              'generate': bench_generate, 'sweep': bench_sweep, 'smollm2': bench_smollm2, 'decode': bench_decode,
+              'levers': bench_levers}
 
 def write_summary(out_dir=None) -> Path|None:
     "`out_dir/README.md`: every goal of the benchmark results found in `out_dir`, with its measured value and command."
@@ -418,7 +419,8 @@ def _bench_cmd(which:Param('benchmark to run, or all of them in order', str, cho
                out:str=None, # folder for the results (default: reports/benchmarks in the project)
                threads:int=None): # torch CPU threads (default: all cores); 1 avoids OpenMP stalls on a busy machine
     """Measure speed and memory against this machine's fp32 GEMM rate; write NAME.json and NAME.md under
-    reports/benchmarks/ (or --out). Benchmarks: gemm, pretrain, train, lora, generate, sweep, smollm2, decode."""
+    reports/benchmarks/ (or --out). Benchmarks: gemm, pretrain, train, lora, generate, sweep, smollm2, decode,
+    levers."""
     if threads is not None and threads < 1: raise DescgenError(f'--threads must be >= 1, got {threads}')
     set_bench_threads(threads)
     for name in (list(BENCHMARKS) if which == 'all' else [which]):

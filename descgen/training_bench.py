@@ -458,14 +458,25 @@ def _lever_goals(rows:list, ref:float) -> list[dict]:
     return goals
 
 # %% ../nbs/26_training_bench.ipynb #1833f72d
+def _quick_base() -> str:
+    "A folder holding the tiny random GPT-2 of `bench_base` and its tokenizer (the quick mode's base)."
+    model, tok, _ = bench_base('tiny')
+    d = Path(tempfile.mkdtemp(prefix='descgen-levers-'))
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
 def bench_levers(quick:bool=False, out_dir=None, pairs:int|None=None, batch_size:int=8, base_model:str=DEFAULT_BASE,
                  levers=None) -> Path:
     """Benchmark `levers`: SmolLM2 LoRA (and full) fine-tuning on E2E training pairs, Trainer defaults against each
     lever of the kit's recipe alone and all together; pairs/s, useful tokens/s, executed FLOP/s vs the GEMM rate."""
     n = pairs or (8 if quick else 96)
     levers = levers or ([LEVERS[0], LEVERS[7]] if quick else LEVERS)
+    if quick and base_model == DEFAULT_BASE: base_model = _quick_base()   # a tiny random GPT-2 stands in for SmolLM2
+    batch_size = min(batch_size, n // 2)                                   # at least one timed step after the warm-up
     load0, g0 = machine_load(), _gemm_probe(quick)
-    rows = lever_rows(lever_pairs(n), levers, base_model=base_model, batch_size=batch_size, warmup=1 if quick else 2)
+    rows = lever_rows(lever_pairs(n, 'synthetic' if quick else 'e2e'), levers, base_model=base_model,
+                      batch_size=batch_size, warmup=1 if quick else 2)
     g1 = _gemm_probe(quick)
     ref = max(g0['gflops_median'], g1['gflops_median'])
     for r in rows: r['gemm_frac'] = r['executed_gflops'] / ref

@@ -174,3 +174,13 @@ def test_cli_decode_quick_writes_rows_and_goals(tmp_path, capsys):
     assert len(rec['goals']) == 5 and rec['command'] == f'descgen bench decode --quick --out {tmp_path}'
     assert '| few-shot (2 examples), shared prefix once |' in (tmp_path/'decode.md').read_text()
     assert '| [decode](decode.md) |' in (tmp_path/'README.md').read_text()
+
+
+def test_cli_levers_quick_writes_rows_and_goals(tmp_path, capsys):
+    "The fine-tuning levers benchmark's quick mode (a tiny random GPT-2): both rows, FLOPs counted, the goals."
+    assert bench_cli(['levers', '--quick', '--out', str(tmp_path)]) == 0
+    rec = json.loads((tmp_path/'levers.json').read_text())
+    assert [r['lever'] for r in rec['rows']] == ['Trainer defaults', 'kit recipe']
+    assert all(r['flops_per_position'] > 0 and r['executed_gflops'] > 0 for r in rec['rows'])
+    assert rec['rows'][0]['pad_fraction'] > rec['rows'][1]['pad_fraction']
+    assert len(rec['goals']) == 3 and rec['command'] == f'descgen bench levers --quick --out {tmp_path}'
