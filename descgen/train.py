@@ -157,7 +157,7 @@ def _load_base(base:str, cfg:TrainConfig):
     net, tok = load_model(base, trust_remote_code=cfg.trust_remote_code)
     kind = model_kind(net)
     if cfg.dropout is not None: _set_dropout(net, cfg.dropout)
-    if not cfg.chat_template: tok.chat_template = None   # a bare prompt; the run's tokenizer is saved so: generation too
+    if not cfg.chat_template: tok.chat_template = None   # a bare prompt; saved so with the run: generation too
     if cfg.pack and kind != 'causal': raise DescgenError('pack=True is only for causal LMs')
     return net, tok, kind
 

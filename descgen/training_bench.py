@@ -483,11 +483,12 @@ def bench_levers(quick:bool=False, out_dir=None, pairs:int|None=None, batch_size
     note = (f"{base_model}, fp32; {n} (MR, reference) pairs drawn at random (seed 0) from the E2E training split, the "
             f"same for every row, batch {batch_size}; LoRA r=16 alpha 32 on every linear layer (of the top k blocks "
             f"where `top_k` < 30), AdamW lr 1e-4; {rows[0]['steps_timed']} timed steps after the "
-            "warm-up. `speedup`: pairs/s over the Trainer-defaults row. `executed_gflops`: FLOPs of one step counted by "
-            f"torch's FlopCounterMode per computed position x computed positions/s; fp32 GEMM median {ref:.1f} "
+            "warm-up. `speedup`: pairs/s over the Trainer-defaults row. `executed_gflops`: FLOPs of one step "
+            "counted by torch's FlopCounterMode per computed position x computed positions/s; fp32 GEMM median "
+            f"{ref:.1f} "
             f"GFLOP/s in the same run (before {g0['gflops_median']:.1f}, after {g1['gflops_median']:.1f}).")
-    cols = ['lever', 'method', 'prompt', 'sampler', 'logits', 'top_k', 'tokens_per_pair', 'pad_fraction', 'step_s_median',
-            'pairs_per_s', 'useful_tokens_per_s', 'speedup', 'executed_gflops', 'gemm_frac', 'peak_rss_mb']
+    cols = ['lever', 'method', 'prompt', 'sampler', 'logits', 'top_k', 'tokens_per_pair', 'pad_fraction',
+            'step_s_median', 'pairs_per_s', 'useful_tokens_per_s', 'speedup', 'executed_gflops', 'gemm_frac', 'peak_rss_mb']
     extra = {'gemm_before': g0, 'gemm_after': g1, 'gemm_reference_gflops': ref, 'load_before': load0, 'quick': quick,
              'goals': _lever_goals(rows, ref), 'pairs': n, 'base_model': base_model}
     return write_benchmark('levers', rows, title='SmolLM2 fine-tuning on a CPU: the levers of the kit recipe',
