@@ -42,3 +42,14 @@ def _tiny_base(out: Path, data_dir: Path, arch: str = 'gpt2') -> Path:
 def tiny_base():
     "The builder of tiny random bases shared by the training and resumption tests."
     return _tiny_base
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One torch thread for a test module (`pytestmark = pytest.mark.usefixtures('one_thread')`): tiny models run
+    faster on one thread, much faster when the machine is shared, and float results do not depend on the thread count;
+    the previous count is restored afterwards."""
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -11,11 +11,7 @@ from descgen.decoding import (_cache_name, _cut_at, _greedy, _plain_greedy, _pre
 from descgen.models import train_tokenizer
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest: one torch thread for this module
 
 @pytest.fixture(scope='module')
 def llama():

@@ -12,12 +12,7 @@ from descgen.decoding import _cut_at, _special_ids
 from descgen.models import model_config, train_tokenizer
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    "Tiny models run faster on one thread, and much faster when the machine is shared; restore afterwards."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest: one torch thread for this module
 
 def _tiny(arch, seed=0, **overrides):
     from transformers import GPT2LMHeadModel, T5ForConditionalGeneration

@@ -10,11 +10,7 @@ from descgen.methods import TrainConfig, apply_method, check_packing
 from descgen.models import train_tokenizer
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest: one torch thread for this module
 
 @pytest.fixture(scope='module')
 def llama():
